@@ -1,0 +1,59 @@
+# Two commands matter: `make demo` and `make test`. Both set up everything they need.
+SHELL := /bin/bash
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+TB := $(BIN)/tokenboard
+
+# The test stack runs on its own ports and run folder, so a running demo does not collide.
+TEST_ENV := TOKENBOARD_RUN_DIR=.run/test TOKENBOARD_KAFKA_PORT=19092 \
+	TOKENBOARD_KAFKA_CONTROLLER_PORT=19093 TOKENBOARD_REDIS_PORT=16379 \
+	TOKENBOARD_KAFKA_BOOTSTRAP=127.0.0.1:19092 TOKENBOARD_REDIS_URL=redis://127.0.0.1:16379/0
+DEMO_ENV := TOKENBOARD_RUN_DIR=.run/demo
+
+.PHONY: setup system-deps demo test lint unit bench stack-up stack-down clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+system-deps:
+	@bash deploy/local/install-system-deps.sh
+
+setup: system-deps $(BIN)/.installed
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+unit: setup
+	$(BIN)/pytest tests/aggregations -q
+
+test: setup lint
+	$(TEST_ENV) $(TB) stack up
+	set -o pipefail; status=0; \
+	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS) || status=$$?; \
+	$(TEST_ENV) $(TB) stack down; exit $$status
+
+demo: setup
+	$(DEMO_ENV) bash deploy/local/demo.sh
+
+bench: setup
+	$(BIN)/pip install -q -e '.[bench]'
+	$(TEST_ENV) $(TB) stack up
+	status=0; $(TEST_ENV) $(BIN)/python -m bench.run || status=$$?; \
+	$(TEST_ENV) $(TB) stack down; exit $$status
+
+stack-up: setup
+	$(TB) stack up
+
+stack-down:
+	$(TB) stack down
+
+clean:
+	-$(TEST_ENV) $(TB) stack reset
+	-$(DEMO_ENV) $(TB) stack reset
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

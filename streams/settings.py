@@ -1,0 +1,166 @@
+"""One frozen settings object, read once from ``TOKENBOARD_*`` environment variables.
+
+Everything in ``streams/`` receives a :class:`Settings`; nothing else reads the environment.
+CLI flags override single fields through :meth:`Settings.replace`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "TOKENBOARD_"
+
+
+def _env_name(field_name: str) -> str:
+    return ENV_PREFIX + field_name.upper()
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """All configuration of a tokenboard process.
+
+    Each field is read from ``TOKENBOARD_<FIELD_NAME_IN_CAPS>``; the README lists them.
+    """
+
+    # Connections
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # Kafka client security (SASL/TLS); empty means PLAINTEXT.
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str = ""
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: str = field(default="", repr=False)
+    kafka_ssl_cafile: str = ""
+
+    # Names
+    topic_prefix: str = "tokenboard"
+    redis_prefix: str = "tb"
+    app_id: str = "tokenboard"
+
+    # Stream core
+    partitions: int = 8
+    top_n: int = 10
+    grace_seconds: int = 3600
+    idle_close_seconds: int = 300
+    dedup_horizon_seconds: int = 86400
+    retention_weeks: int = 26
+    surge_pct: float = 50.0
+    flush_interval_ms: int = 500
+    block_size: int = 20000
+    snapshot_interval_ms: int = 500
+    catalog_path: str = ""
+
+    # Servers
+    ingest_port: int = 8081
+    api_port: int = 8080
+    worker_web_port: int = 6066
+    api_keys: str = field(default="", repr=False)
+    max_request_bytes: int = 8 * 1024 * 1024
+    max_event_bytes: int = 64 * 1024
+
+    # Local stack (``tokenboard stack``)
+    run_dir: str = ".run"
+    kafka_port: int = 9092
+    kafka_controller_port: int = 9093
+    redis_port: int = 6379
+    kafka_version: str = "3.9.2"
+    kafka_heap: str = "768m"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``TOKENBOARD_*`` variables, defaults for the rest."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = env.get(_env_name(f.name))
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _coerce(f, raw)
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        """Copy with some fields changed; ``None`` values are ignored (unset CLI flags)."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    # Derived names -------------------------------------------------------------------
+    def topic(self, name: str) -> str:
+        """Full topic name, e.g. ``topic("usage")`` -> ``tokenboard.usage``."""
+        return f"{self.topic_prefix}.{name}"
+
+    @property
+    def usage_topic(self) -> str:
+        """Raw usage events, keyed by event id."""
+        return self.topic("usage")
+
+    @property
+    def partials_topic(self) -> str:
+        """Pre-aggregated partial sums, routed by table key."""
+        return self.topic("partials")
+
+    @property
+    def dedup_topic(self) -> str:
+        """Event ids already counted, per usage partition (restored after restarts)."""
+        return self.topic("dedup")
+
+    @property
+    def dead_letter_topic(self) -> str:
+        """Invalid events with their rejection reason."""
+        return self.topic("dead-letter")
+
+    @property
+    def rankings_topic(self) -> str:
+        """Ranking changes of the top N."""
+        return self.topic("rankings.changes")
+
+    @property
+    def alerts_topic(self) -> str:
+        """Growth alerts."""
+        return self.topic("alerts")
+
+    @property
+    def run_path(self) -> Path:
+        """The local stack's run folder (pids, logs, data)."""
+        return Path(self.run_dir).resolve()
+
+    @property
+    def api_key_set(self) -> frozenset[str]:
+        """Configured ingest API keys (comma separated in the environment)."""
+        return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())
+
+    def kafka_client_options(self) -> dict[str, Any]:
+        """Keyword arguments shared by every aiokafka client of the project."""
+        options: dict[str, Any] = {
+            "bootstrap_servers": self.kafka_bootstrap,
+            "security_protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_sasl_mechanism:
+            options["sasl_mechanism"] = self.kafka_sasl_mechanism
+            options["sasl_plain_username"] = self.kafka_sasl_username
+            options["sasl_plain_password"] = self.kafka_sasl_password
+        if "SSL" in self.kafka_security_protocol:
+            from aiokafka.helpers import create_ssl_context
+
+            options["ssl_context"] = create_ssl_context(cafile=self.kafka_ssl_cafile or None)
+        return options
+
+
+def _coerce(f: dataclasses.Field[Any], raw: str) -> Any:
+    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{_env_name(f.name)}={raw!r} is not a valid {kind}") from exc
+    return raw
+
+
+def env_documentation() -> list[tuple[str, str]]:
+    """(variable, default) pairs for every setting, for the README and ``--help``."""
+    return [(_env_name(f.name), str(f.default)) for f in dataclasses.fields(Settings)]

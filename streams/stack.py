@@ -1,0 +1,389 @@
+"""The local stack: a real Kafka broker (KRaft) and a real redis-server, no Docker.
+
+Kafka's jars come from Maven Central through Maven (``streams/kafka/pom.xml``) and run
+with the machine's Java. Everything the stack writes lives under one run folder::
+
+    <run_dir>/kafka/{data,classpath.txt,server.properties}  <run_dir>/redis/
+    <run_dir>/pids/{kafka,redis}.pid                         <run_dir>/logs/{kafka,redis}.log
+
+Only processes whose pid file we wrote *and* whose command line names our run folder are
+ever signalled, so ``stack down`` never touches somebody else's Kafka or Redis.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from streams.settings import Settings
+
+READY_TIMEOUT_S = 120.0
+
+
+class StackError(RuntimeError):
+    """A stack command could not do its job; the message says what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceStatus:
+    """What ``stack status`` knows about one service."""
+
+    name: str
+    running: bool
+    healthy: bool
+    pid: int | None
+    address: str
+    version: str
+
+    def line(self) -> str:
+        """One human-readable status line."""
+        state = "healthy" if self.healthy else ("starting/unhealthy" if self.running else "stopped")
+        pid = f"pid {self.pid}" if self.pid else "no pid"
+        return f"{self.name:<6} {state:<18} {self.address:<22} {self.version:<10} {pid}"
+
+
+class LocalStack:
+    """Start, stop and inspect the local Kafka + Redis of one run folder."""
+
+    def __init__(self, settings: Settings, log: Callable[[str], None] = print) -> None:
+        self.settings = settings
+        self.root = settings.run_path
+        self.log = log
+
+    # Paths --------------------------------------------------------------------------
+    def _path(self, *parts: str) -> Path:
+        return self.root.joinpath(*parts)
+
+    def _pid_file(self, name: str) -> Path:
+        return self._path("pids", f"{name}.pid")
+
+    def log_file(self, name: str) -> Path:
+        """Where a service's output goes."""
+        return self._path("logs", f"{name}.log")
+
+    # Public commands ----------------------------------------------------------------
+    def up(self) -> list[ServiceStatus]:
+        """Start whatever is not running yet and wait until both services answer."""
+        for sub in ("pids", "logs", "kafka", "redis"):
+            self._path(sub).mkdir(parents=True, exist_ok=True)
+        if self._running_pid("redis") is None:
+            self._start_redis()
+        if self._running_pid("kafka") is None:
+            self._start_kafka()
+        self._wait_ready()
+        return self.status()
+
+    def down(self) -> None:
+        """Stop the services this run folder started; leave everything else alone."""
+        for name in ("kafka", "redis"):
+            pid = self._running_pid(name)
+            if pid is None:
+                self._pid_file(name).unlink(missing_ok=True)
+                continue
+            self.log(f"stopping {name} (pid {pid})")
+            _terminate(pid, timeout_s=30.0)
+            self._pid_file(name).unlink(missing_ok=True)
+
+    def reset(self) -> None:
+        """Stop the services and delete all their data and logs."""
+        self.down()
+        for sub in ("kafka", "redis", "logs", "pids"):
+            shutil.rmtree(self._path(sub), ignore_errors=True)
+        self.log(f"removed {self.root}")
+
+    def status(self) -> list[ServiceStatus]:
+        """Health and version of Kafka and Redis."""
+        s = self.settings
+        kafka_pid = self._running_pid("kafka")
+        redis_pid = self._running_pid("redis")
+        kafka_ok = _kafka_answers(s)
+        redis_version = _redis_version(s.redis_port)
+        return [
+            ServiceStatus(
+                "kafka",
+                kafka_pid is not None,
+                kafka_ok,
+                kafka_pid,
+                f"127.0.0.1:{s.kafka_port}",
+                s.kafka_version if kafka_ok else "-",
+            ),
+            ServiceStatus(
+                "redis",
+                redis_pid is not None,
+                redis_version is not None,
+                redis_pid,
+                f"127.0.0.1:{s.redis_port}",
+                redis_version or "-",
+            ),
+        ]
+
+    def tail_logs(self, name: str, lines: int = 40) -> str:
+        """The last lines of a service's log."""
+        path = self.log_file(name)
+        if not path.exists():
+            return f"(no log at {path})"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    # Redis ----------------------------------------------------------------------------
+    def _start_redis(self) -> None:
+        binary = _redis_binary()
+        port = self.settings.redis_port
+        _require_free_port(port, "Redis", "TOKENBOARD_REDIS_PORT")
+        data_dir = self._path("redis")
+        cmd = [
+            binary,
+            "--bind", "127.0.0.1",
+            "--port", str(port),
+            "--dir", str(data_dir),
+            "--appendonly", "yes",
+            "--save", "60 1000",
+            "--daemonize", "no",
+            "--protected-mode", "yes",
+        ]  # fmt: skip
+        self.log(f"starting redis-server on 127.0.0.1:{port} (data in {data_dir})")
+        self._spawn("redis", cmd)
+
+    # Kafka ----------------------------------------------------------------------------
+    def _start_kafka(self) -> None:
+        java = _require_tool("java", "Java 17+ (Debian: apt-get install openjdk-17-jre-headless)")
+        s = self.settings
+        _require_free_port(s.kafka_port, "Kafka", "TOKENBOARD_KAFKA_PORT")
+        _require_free_port(s.kafka_controller_port, "Kafka controller", "TOKENBOARD_KAFKA_CONTROLLER_PORT")
+        classpath = self._kafka_classpath()
+        config = self._write_kafka_config()
+        log4j = _package_file("log4j.properties")
+        base = [java, f"-Xmx{s.kafka_heap}", f"-Xms{s.kafka_heap}", "-cp", classpath,
+                f"-Dlog4j.configuration=file:{log4j}", "-Djava.awt.headless=true"]  # fmt: skip
+        data_dir = self._path("kafka", "data")
+        if not (data_dir / "meta.properties").exists():
+            cluster_id = uuid.uuid4().hex[:22]
+            self.log("formatting Kafka storage (KRaft)")
+            done = subprocess.run(
+                [*base, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if done.returncode != 0:
+                raise StackError(f"formatting Kafka storage failed:\n{done.stdout}{done.stderr}")
+        self.log(f"starting Kafka {s.kafka_version} (KRaft) on 127.0.0.1:{s.kafka_port}")
+        # The run folder in a -D flag marks the command line as ours for _running_pid.
+        self._spawn("kafka", [*base, f"-Dtokenboard.run={self.root}", "kafka.Kafka", str(config)])
+
+    def _kafka_classpath(self) -> str:
+        version = self.settings.kafka_version
+        cp_file = self._path("kafka", f"classpath-{version}.txt")
+        if cp_file.exists():
+            cached = cp_file.read_text().strip()
+            if cached and all(Path(j).exists() for j in cached.split(os.pathsep)):
+                return cached
+        mvn = _require_tool("mvn", "Apache Maven (Debian: apt-get install maven)")
+        self.log(f"resolving Kafka {version} jars from Maven Central (first run only)...")
+        done = subprocess.run(
+            [mvn, "-q", "-B", "-f", str(_package_file("pom.xml")),
+             f"-Dkafka.version={version}", "dependency:build-classpath",
+             f"-Dmdep.outputFile={cp_file}"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if done.returncode != 0 or not cp_file.exists():
+            raise StackError(
+                f"Maven could not resolve org.apache.kafka:kafka_2.13:{version}:\n"
+                f"{done.stdout[-3000:]}{done.stderr[-3000:]}"
+            )
+        return cp_file.read_text().strip()
+
+    def _write_kafka_config(self) -> Path:
+        s = self.settings
+        template = _package_file("server.properties.template").read_text()
+        text = template.format(
+            port=s.kafka_port,
+            controller_port=s.kafka_controller_port,
+            data_dir=self._path("kafka", "data"),
+            partitions=s.partitions,
+        )
+        path = self._path("kafka", "server.properties")
+        path.write_text(text)
+        return path
+
+    # Processes ------------------------------------------------------------------------
+    def _spawn(self, name: str, cmd: list[str]) -> None:
+        log_path = self.log_file(name)
+        with log_path.open("ab") as out:
+            proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+                cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True, cwd=self.root,
+            )  # fmt: skip
+        self._pid_file(name).write_text(str(proc.pid))
+
+    def _running_pid(self, name: str) -> int | None:
+        try:
+            pid = int(self._pid_file(name).read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            return None
+        marker = str(self.root)
+        ours = marker in cmdline if name == "kafka" else "redis-server" in cmdline
+        if name == "redis" and ours:
+            # redis-server rewrites its title; check its working directory instead.
+            with contextlib.suppress(OSError):
+                ours = Path(os.readlink(f"/proc/{pid}/cwd")) == self._path("redis")
+        return pid if ours else None
+
+    def _wait_ready(self) -> None:
+        s = self.settings
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        waiting = {"kafka", "redis"}
+        last_note = 0.0
+        while waiting and time.monotonic() < deadline:
+            if "redis" in waiting and _redis_version(s.redis_port) is not None:
+                waiting.discard("redis")
+                self.log(f"redis ready on 127.0.0.1:{s.redis_port}")
+            if "kafka" in waiting and _kafka_answers(s):
+                waiting.discard("kafka")
+                self.log(f"kafka ready on 127.0.0.1:{s.kafka_port}")
+            for name in list(waiting):
+                if self._running_pid(name) is None:
+                    raise StackError(
+                        f"{name} exited during start-up; last log lines "
+                        f"({self.log_file(name)}):\n{self.tail_logs(name, 30)}"
+                    )
+            if waiting and time.monotonic() - last_note > 5:
+                self.log(f"waiting for {', '.join(sorted(waiting))}...")
+                last_note = time.monotonic()
+            time.sleep(0.3)
+        if waiting:
+            names = ", ".join(sorted(waiting))
+            raise StackError(
+                f"{names} did not become ready within {READY_TIMEOUT_S:.0f} s; "
+                f"see `tokenboard stack logs` ({self.root / 'logs'})"
+            )
+
+
+# Helpers ----------------------------------------------------------------------------------
+def _package_file(name: str) -> Path:
+    return Path(str(resources.files("streams") / "kafka" / name))
+
+
+def _require_tool(name: str, install_hint: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise StackError(f"`{name}` not found on PATH: install {install_hint}")
+    return path
+
+
+def _redis_binary() -> str:
+    path = shutil.which("redis-server")
+    if path is not None:
+        return path
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        print("redis-server missing: installing the Debian package redis-server", file=sys.stderr)
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], check=False, env=env)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "redis-server"], check=False, env=env)
+        # The package starts a system-wide server on 6379; it is not ours, stop it.
+        subprocess.run(["service", "redis-server", "stop"], check=False, capture_output=True)
+        path = shutil.which("redis-server")
+        if path is not None:
+            return path
+    raise StackError("`redis-server` not found: install it (Debian: apt-get install redis-server)")
+
+
+def _require_free_port(port: int, what: str, variable: str) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise StackError(
+                f"port {port} for {what} is taken by another process; stop it or choose "
+                f"another port with {variable}"
+            ) from exc
+
+
+def _terminate(pid: int, timeout_s: float) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    while _alive(pid):
+        time.sleep(0.1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with contextlib.suppress(OSError):
+        # Zombie children of this process count as gone.
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.split(") ", 1)[1].startswith("Z"):
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+            return False
+    return True
+
+
+def _redis_version(port: int) -> str | None:
+    """``INFO server`` over a raw socket: cheap, and works before the client library loads."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1.0) as sock:
+            sock.sendall(b"INFO server\r\n")
+            data = b""
+            while b"redis_version:" not in data or b"\r\n" not in data.split(b"redis_version:")[1]:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+    except OSError:
+        return None
+    for line in data.decode(errors="replace").splitlines():
+        if line.startswith("redis_version:"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def _kafka_answers(settings: Settings) -> bool:
+    """True when the broker answers a metadata request on its listener."""
+    import asyncio
+
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    async def probe() -> bool:
+        client = AIOKafkaAdminClient(
+            bootstrap_servers=f"127.0.0.1:{settings.kafka_port}", request_timeout_ms=3000
+        )
+        try:
+            await asyncio.wait_for(client.start(), 5)
+            await asyncio.wait_for(client.describe_cluster(), 5)
+            return True
+        except Exception:
+            return False
+        finally:
+            with contextlib.suppress(Exception):
+                await client.close()
+
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        if sock.connect_ex(("127.0.0.1", settings.kafka_port)) != 0:
+            return False
+    return asyncio.run(probe())

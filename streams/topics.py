@@ -1,0 +1,74 @@
+"""Topic administration: every topic tokenboard owns, with its partitions and cleanup policy."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from streams.settings import Settings
+
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """A topic as tokenboard wants it."""
+
+    name: str
+    partitions: int
+    config: dict[str, str]
+
+
+def topic_specs(settings: Settings) -> list[TopicSpec]:
+    """The topics tokenboard creates (Faust creates its own changelog topics)."""
+    p = settings.partitions
+    dedup_ms = settings.dedup_horizon_seconds * 1000 + DAY_MS
+    return [
+        TopicSpec(settings.usage_topic, p, {"retention.ms": str(7 * DAY_MS)}),
+        TopicSpec(settings.partials_topic, p, {"retention.ms": str(7 * DAY_MS)}),
+        TopicSpec(settings.dedup_topic, p, {"retention.ms": str(dedup_ms)}),
+        TopicSpec(settings.dead_letter_topic, p, {"retention.ms": str(30 * DAY_MS)}),
+        TopicSpec(settings.rankings_topic, p, {"retention.ms": str(30 * DAY_MS)}),
+        TopicSpec(settings.alerts_topic, p, {"retention.ms": str(30 * DAY_MS)}),
+    ]
+
+
+async def ensure_topics(settings: Settings, replication: int = 1) -> list[str]:
+    """Create missing topics; return the names that were created (idempotent)."""
+    admin = AIOKafkaAdminClient(**settings.kafka_client_options())
+    await admin.start()
+    created: list[str] = []
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [t for t in topic_specs(settings) if t.name not in existing]
+        for spec in wanted:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                response = await admin.create_topics(
+                    [NewTopic(spec.name, spec.partitions, replication, topic_configs=spec.config)]
+                )
+                # aiokafka reports per-topic errors in the response instead of raising.
+                errors = {t[0]: t[1] for t in getattr(response, "topic_errors", [])}
+                code = errors.get(spec.name, 0)
+                if code == 0:
+                    created.append(spec.name)
+                elif code != TopicAlreadyExistsError.errno:
+                    raise RuntimeError(f"creating topic {spec.name} failed with error {code}")
+    finally:
+        await admin.close()
+    return created
+
+
+async def delete_topics_with_prefix(settings: Settings, prefix: str) -> list[str]:
+    """Delete every topic whose name starts with ``prefix`` (test cleanup)."""
+    admin = AIOKafkaAdminClient(**settings.kafka_client_options())
+    await admin.start()
+    try:
+        names = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        if names:
+            await admin.delete_topics(names)
+        return names
+    finally:
+        await admin.close()
