@@ -41,7 +41,9 @@ def rank(totals: Mapping[str, int]) -> list[Ranked]:
         ((member, tokens) for member, tokens in totals.items() if tokens > 0),
         key=lambda item: (-item[1], item[0]),
     )
-    return [Ranked(position, member, tokens) for position, (member, tokens) in enumerate(ordered, 1)]
+    return [
+        Ranked(position, member, tokens) for position, (member, tokens) in enumerate(ordered, 1)
+    ]
 
 
 def rank_of(ranking: Sequence[Ranked]) -> dict[str, int]:

@@ -19,6 +19,7 @@ __all__ = [
     "ModelMeta",
     "WeekData",
     "build_report",
+    "country_label",
     "format_pct",
     "format_tokens",
     "ordinal",
@@ -207,24 +208,18 @@ def format_tokens(n: int) -> str:
     """
     sign = "-" if n < 0 else ""
     size = abs(n)
-    chosen: tuple[int, str] | None = None
     for index, (unit, suffix) in enumerate(_UNITS):
         if size < unit:
             continue
         # Integer arithmetic: floats would misround values such as 2_066_000_000_000.
         thousandths = (size * 1000 + unit // 2) // unit
         if thousandths >= 1_000_000 and index > 0:
-            chosen = _UNITS[index - 1]
-        else:
-            chosen = (unit, suffix)
-        break
-    if chosen is None:
-        return f"{sign}{size}"
-    unit, suffix = chosen
-    thousandths = (size * 1000 + unit // 2) // unit
-    whole, fraction = divmod(thousandths, 1000)
-    digits = f"{fraction:03d}".rstrip("0")
-    return f"{sign}{whole}{'.' + digits if digits else ''}{suffix}"
+            unit, suffix = _UNITS[index - 1]
+            thousandths = (size * 1000 + unit // 2) // unit
+        whole, fraction = divmod(thousandths, 1000)
+        digits = f"{fraction:03d}".rstrip("0")
+        return f"{sign}{whole}{'.' + digits if digits else ''}{suffix}"
+    return f"{sign}{size}"
 
 
 def format_pct(p: float | None) -> str:
@@ -253,12 +248,18 @@ def ordinal(n: int) -> str:
     """Return ``n`` with its English ordinal suffix: 1st, 2nd, 3rd, 4th, 11th, 21st."""
     if n % 100 in (11, 12, 13):
         return f"{n}th"
-    return f"{n}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+    return f"{n}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th') }"
 
 
-def _country_label(code: str, names: Mapping[str, str]) -> str:
+def country_label(code: str, names: Mapping[str, str] = COUNTRY_NAMES) -> str:
+    """Return ``"China (CN)"`` for a known ISO code, else the code itself."""
     name = names.get(code)
     return f"{name} ({code})" if name and name != code else code
+
+
+def _has_previous_week(report: Mapping[str, Any]) -> bool:
+    # Without last week's data every member would read "new"; the digest says so once instead.
+    return report["total"]["prev_tokens"] is not None
 
 
 def _total_line(report: Mapping[str, Any]) -> str:
@@ -282,9 +283,11 @@ def _country_line(report: Mapping[str, Any], names: Mapping[str, str]) -> str | 
     if not countries:
         return None
 
+    has_previous = _has_previous_week(report)
+
     def describe(row: Mapping[str, Any]) -> str:
-        label = _country_label(row["country"], names)
-        return f"{label} {format_tokens(row['tokens'])} ({format_pct(row['wow_pct'])})"
+        text = f"{country_label(row['country'], names)} {format_tokens(row['tokens'])}"
+        return f"{text} ({format_pct(row['wow_pct'])})" if has_previous else text
 
     first = describe(countries[0])
     if len(countries) == 1:
@@ -304,7 +307,7 @@ def _leader_model_line(report: Mapping[str, Any]) -> str | None:
         return None
     top = models[0]
     head = f"#1 {top['name']} {format_tokens(top['tokens'])}"
-    if report["total"]["prev_tokens"] is None:
+    if not _has_previous_week(report):
         return f"{head}."
     if top["prev_rank"] is None:
         return f"{head}, new this week."
@@ -314,18 +317,18 @@ def _leader_model_line(report: Mapping[str, Any]) -> str | None:
     return f"{head}{pct}, up from #{top['prev_rank']}."
 
 
-def _table(models: Sequence[Mapping[str, Any]]) -> list[str]:
+def _table(models: Sequence[Mapping[str, Any]], has_previous: bool) -> list[str]:
     header = ("#", "move", "model", "vendor", "country", "tokens", "WoW")
     right = {0, 5, 6}
     rows = [header] + [
         (
             str(m["rank"]),
-            rank_move(m["rank"], m["prev_rank"]),
+            rank_move(m["rank"], m["prev_rank"]) if has_previous else "–",
             m["name"],
             m["vendor"],
             m["country"],
             format_tokens(m["tokens"]),
-            format_pct(m["wow_pct"]),
+            format_pct(m["wow_pct"]) if has_previous else "–",
         )
         for m in models
     ]
@@ -340,7 +343,7 @@ def _table(models: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def _model_name(row: Mapping[str, Any]) -> str:
-    # Reports stored before "name" was added to dropped/entered only carry the id.
+    # A hand-built report may omit "name"; the id still identifies the model.
     return str(row.get("name") or row["model"])
 
 
@@ -349,7 +352,7 @@ def _rank_label(position: int | None) -> str:
 
 
 def _movers_lines(report: Mapping[str, Any]) -> list[str]:
-    if report["total"]["prev_tokens"] is None:
+    if not _has_previous_week(report):
         return []
     top_n = report["top_n"]
     lines = []
@@ -378,13 +381,12 @@ def render_text(report: Mapping[str, Any], country_names: Mapping[str, str] | No
     ``country_names`` extends or overrides :data:`COUNTRY_NAMES`; unknown codes print as-is.
     """
     names = {**COUNTRY_NAMES, **(country_names or {})}
-    lines = [_total_line(report)]
-    for line in (_country_line(report, names), _leader_model_line(report)):
-        if line is not None:
-            lines.append(line)
-    if report["models"]:
-        lines.append("")
-        lines.extend(_table(report["models"]))
-        lines.append("")
-    lines.extend(_movers_lines(report))
-    return "\n".join(lines) + "\n"
+    summary = [_total_line(report)]
+    summary += [
+        line
+        for line in (_country_line(report, names), _leader_model_line(report))
+        if line is not None
+    ]
+    table = _table(report["models"], _has_previous_week(report)) if report["models"] else []
+    sections = [summary, table, _movers_lines(report)]
+    return "\n\n".join("\n".join(lines) for lines in sections if lines) + "\n"

@@ -1,0 +1,185 @@
+"""Stage 1 of the pipeline as pure code: cumulative partial sums per offset block.
+
+The shell feeds every record of one usage partition, in offset order, to a
+:class:`BlockAccumulator`; it asks for :meth:`BlockAccumulator.drain` on each flush and
+routes the partials to partition :func:`partition_for` of the partials topic.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import orjson
+
+from aggregations.totals import (
+    CALLS,
+    COMPLETION,
+    LATE,
+    PROMPT,
+    TOKENS,
+    TOTAL_MEMBER,
+    Partial,
+    zero_counts,
+)
+from aggregations.weeks import day_id, week_end_ms, week_id
+
+DAY_MS = 86_400_000
+
+
+def partition_for(key: str, partitions: int) -> int:
+    """Stable partition of a table key (crc32, the same in every process and language)."""
+    return zlib.crc32(key.encode()) % partitions
+
+
+def block_of(offset: int, block_size: int) -> int:
+    """The offset block an offset belongs to."""
+    return offset // block_size
+
+
+class _DayCache:
+    """Week and day ids by day number: the hot loop must not format dates per event."""
+
+    __slots__ = ("_ids",)
+
+    def __init__(self) -> None:
+        self._ids: dict[int, tuple[str, str, int]] = {}
+
+    def lookup(self, ts_ms: int) -> tuple[str, str, int]:
+        """(week id, day id, week end ms) of an event time."""
+        day_number = ts_ms // DAY_MS
+        found = self._ids.get(day_number)
+        if found is None:
+            week = week_id(ts_ms)
+            found = (week, day_id(ts_ms), week_end_ms(week))
+            self._ids[day_number] = found
+        return found
+
+
+class BlockAccumulator:
+    """Cumulative sums of the current offset block of one usage partition."""
+
+    def __init__(self, source: int, block: int, grace_ms: int, watermark_ms: int = 0) -> None:
+        self.source = source
+        self.block = block
+        self.grace_ms = grace_ms
+        self.watermark_ms = watermark_ms
+        self.end = -1
+        self._sums: dict[str, dict[str, list[int]]] = {}
+        self._max_ts: dict[str, int] = {}
+        self._meta: dict[str, tuple[str, str, str]] = {}
+        self._touched: set[str] = set()
+        self._days = _DayCache()
+
+    def add(
+        self,
+        offset: int,
+        ts_ms: int,
+        model: str,
+        vendor: str,
+        country: str,
+        name: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        calls: int,
+    ) -> bool:
+        """Fold one valid, first-seen event; returns True when it arrived after its week closed.
+
+        An event is late when this partition's event-time watermark already passed the end
+        of its week plus the grace period; it is still counted, and flagged.
+        """
+        week, day, end_ms = self._days.lookup(ts_ms)
+        late = self.watermark_ms >= end_ms + self.grace_ms
+        if ts_ms > self.watermark_ms:
+            self.watermark_ms = ts_ms
+        tokens = prompt_tokens + completion_tokens
+        for key in (
+            f"model:{week}:{model}",
+            f"country:{week}:{country}",
+            f"vendor:{week}:{vendor}",
+            f"total:{week}:{TOTAL_MEMBER}",
+        ):
+            days = self._sums.get(key)
+            if days is None:
+                days = self._sums[key] = {}
+            bucket = days.get(day)
+            if bucket is None:
+                bucket = days[day] = zero_counts()
+            bucket[TOKENS] += tokens
+            bucket[PROMPT] += prompt_tokens
+            bucket[COMPLETION] += completion_tokens
+            bucket[CALLS] += calls
+            if late:
+                bucket[LATE] += 1
+            if ts_ms > self._max_ts.get(key, 0):
+                self._max_ts[key] = ts_ms
+            self._touched.add(key)
+        self._meta[f"model:{week}:{model}"] = (name, vendor, country)
+        self.end = offset
+        return late
+
+    def skip(self, offset: int) -> None:
+        """Advance past a record that is not counted (invalid or duplicate)."""
+        self.end = offset
+
+    @property
+    def dirty(self) -> bool:
+        """True when some key changed since the last drain."""
+        return bool(self._touched)
+
+    def drain(self) -> list[Partial]:
+        """Partials of every key touched since the last drain, cumulative within the block."""
+        out = [
+            Partial(
+                key=key,
+                source=self.source,
+                block=self.block,
+                end=self.end,
+                days={d: list(c) for d, c in self._sums[key].items()},
+                max_ts=self._max_ts[key],
+                meta=self._meta.get(key),
+            )
+            for key in sorted(self._touched)
+        ]
+        self._touched.clear()
+        return out
+
+
+def group_by_partition(partials: Iterable[Partial], partitions: int) -> dict[int, list[Partial]]:
+    """Partials grouped by their destination partition of the partials topic."""
+    grouped: dict[int, list[Partial]] = {}
+    for partial in partials:
+        grouped.setdefault(partition_for(partial.key, partitions), []).append(partial)
+    return grouped
+
+
+def encode_partials(partials: list[Partial]) -> bytes:
+    """One partials record: the shared source position, then one entry per key."""
+    first = partials[0]
+    return orjson.dumps(
+        {
+            "p": first.source,
+            "b": first.block,
+            "e": first.end,
+            "items": [p.to_wire() for p in partials],
+        }
+    )
+
+
+def decode_partials(raw: bytes) -> list[Partial]:
+    """Inverse of :func:`encode_partials`."""
+    record: Mapping[str, Any] = orjson.loads(raw)
+    source, block, end = int(record["p"]), int(record["b"]), int(record["e"])
+    return [
+        Partial(
+            key=item[0],
+            source=source,
+            block=block,
+            end=end,
+            days=item[1],
+            max_ts=int(item[2]),
+            meta=(item[3][0], item[3][1], item[3][2]) if item[3] else None,
+        )
+        for item in record["items"]
+    ]

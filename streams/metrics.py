@@ -1,0 +1,33 @@
+"""Prometheus metrics of every tokenboard process (served on ``/metrics``)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS_CONSUMED = Counter(
+    "tokenboard_events_consumed_total", "Usage events read by the pre-aggregator"
+)
+EVENTS_COUNTED = Counter("tokenboard_events_counted_total", "Usage events folded into totals")
+TOKENS_COUNTED = Counter("tokenboard_tokens_counted_total", "Tokens folded into totals")
+DEAD_LETTERED = Counter(
+    "tokenboard_events_dead_lettered_total", "Invalid events sent to the dead-letter topic", ["reason"]
+)
+DUPLICATES = Counter("tokenboard_duplicates_dropped_total", "Events dropped as duplicates")
+LATE_EVENTS = Counter("tokenboard_late_events_total", "Events counted after their week closed")
+PARTIALS_PRODUCED = Counter("tokenboard_partials_produced_total", "Partial-sum records produced")
+PARTIALS_APPLIED = Counter("tokenboard_partials_applied_total", "Partial sums folded into tables")
+PARTIALS_REPLAYED = Counter(
+    "tokenboard_partials_replayed_total", "Partial sums ignored because already applied"
+)
+CONSUMER_LAG = Gauge("tokenboard_consumer_lag", "Usage events not yet read, per partition", ["partition"])
+PROCESSING_LATENCY = Histogram(
+    "tokenboard_processing_latency_seconds",
+    "From a usage record's Kafka timestamp to its partial sum being acknowledged",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+)
+SNAPSHOT_AGE = Gauge("tokenboard_snapshot_age_seconds", "Seconds since the last Redis snapshot")
+SNAPSHOT_KEYS = Counter("tokenboard_snapshot_keys_written_total", "Table keys written to Redis")
+EVENTS_PRODUCED = Counter("tokenboard_events_produced_total", "Events produced", ["topic"])
+HTTP_REQUESTS = Counter(
+    "tokenboard_http_requests_total", "HTTP requests served", ["service", "route", "status"]
+)

@@ -1,0 +1,307 @@
+"""Stage 1: a plain aiokafka loop that validates, deduplicates and pre-aggregates raw events.
+
+It runs inside every worker process, in the consumer group ``<app_id>-preagg``; Kafka
+spreads the usage partitions over the workers. Per partition it keeps a
+:class:`~aggregations.partials.BlockAccumulator` and a :class:`~aggregations.dedup.Deduplicator`
+and commits offsets only at block starts, after everything of the finished block was
+acknowledged (ARCHITECTURE.md explains why that makes the counts exact).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+
+from aggregations.catalog import Catalog
+from aggregations.dedup import Deduplicator, pack_entries, unpack_entries
+from aggregations.events import DEFAULT_LIMITS, InvalidEvent, Limits, decode_event
+from aggregations.partials import BlockAccumulator, block_of, encode_partials, group_by_partition
+from streams import metrics
+from streams.settings import Settings
+
+log = logging.getLogger("tokenboard.preaggregator")
+
+
+@dataclass
+class PartitionState:
+    """Everything stage 1 keeps for one usage partition it owns."""
+
+    partition: int
+    accumulator: BlockAccumulator
+    dedup: Deduplicator
+    counted: int = 0
+    oldest_unflushed_ms: int | None = None
+    pending_ms: list[int] = field(default_factory=list)
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, owner: PreAggregator) -> None:
+        self.owner = owner
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        for tp in revoked:
+            self.owner.states.pop(tp.partition, None)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self.owner.assigned = {tp.partition for tp in assigned}
+
+
+class PreAggregator:
+    """Reads ``usage``, writes ``partials``, ``dedup`` and ``dead-letter``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: Catalog,
+        *,
+        limits: Limits = DEFAULT_LIMITS,
+        max_batch: int = 20000,
+    ) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.limits = Limits(
+            max_tokens_per_call=limits.max_tokens_per_call,
+            max_event_bytes=settings.max_event_bytes,
+            max_future_ms=limits.max_future_ms,
+            retention_ms=settings.retention_weeks * 7 * 86_400_000,
+        )
+        self.max_batch = max_batch
+        self.states: dict[int, PartitionState] = {}
+        self.assigned: set[int] = set()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._pending: list[asyncio.Future[Any]] = []
+        self._stopping = asyncio.Event()
+        self.ready = asyncio.Event()
+
+    # Lifecycle ------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Consume until :meth:`stop` is called."""
+        s = self.settings
+        self._producer = AIOKafkaProducer(
+            **s.kafka_client_options(),
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            max_batch_size=1024 * 1024,
+            max_request_size=8 * 1024 * 1024,
+        )
+        self._consumer = AIOKafkaConsumer(
+            **s.kafka_client_options(),
+            group_id=f"{s.app_id}-preagg",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            fetch_max_bytes=32 * 1024 * 1024,
+            session_timeout_ms=20000,
+            heartbeat_interval_ms=3000,
+        )
+        await self._producer.start()
+        try:
+            await self._consumer.start()
+            self._consumer.subscribe([s.usage_topic], listener=_Rebalance(self))
+            self.ready.set()
+            await self._loop()
+        finally:
+            with contextlib.suppress(Exception):
+                await self._flush(finishing=[])
+            await self._consumer.stop()
+            await self._producer.stop()
+
+    def stop(self) -> None:
+        """Ask the loop to finish its current batch and return."""
+        self._stopping.set()
+
+    async def _loop(self) -> None:
+        assert self._consumer is not None
+        interval_s = self.settings.flush_interval_ms / 1000
+        last_flush = time.monotonic()
+        while not self._stopping.is_set():
+            batches = await self._consumer.getmany(
+                timeout_ms=self.settings.flush_interval_ms, max_records=self.max_batch
+            )
+            for tp, records in batches.items():
+                await self._fold_records(tp, records)
+            if time.monotonic() - last_flush >= interval_s:
+                await self._flush(finishing=[])
+                last_flush = time.monotonic()
+
+    # Folding ------------------------------------------------------------------------
+    async def _fold_records(self, tp: TopicPartition, records: list[Any]) -> None:
+        state = self.states.get(tp.partition)
+        if state is None:
+            if tp.partition not in self.assigned:
+                return
+            state = await self._restore(tp.partition, records[0].offset)
+            self.states[tp.partition] = state
+        size = self.settings.block_size
+        now_ms = int(time.time() * 1000)
+        consumed = counted = duplicates = late = tokens = 0
+        acc = state.accumulator
+        dedup = state.dedup
+        resolve = self.catalog.describe
+        for record in records:
+            consumed += 1
+            block = block_of(record.offset, size)
+            if block != acc.block:
+                await self._finish_block(state, block)
+                acc = state.accumulator
+            try:
+                event = decode_event(
+                    record.value or b"",
+                    now_ms=now_ms,
+                    watermark_ms=acc.watermark_ms or None,
+                    limits=self.limits,
+                )
+            except InvalidEvent as exc:
+                self._dead_letter(record, exc)
+                acc.skip(record.offset)
+                continue
+            if dedup.is_duplicate(event.event_id, record.offset, record.timestamp):
+                duplicates += 1
+                acc.skip(record.offset)
+                continue
+            info = resolve(event.model)
+            if acc.add(
+                record.offset,
+                event.ts_ms,
+                event.model,
+                event.vendor or info.vendor,
+                event.country or info.country,
+                info.name,
+                event.prompt_tokens,
+                event.completion_tokens,
+                event.calls,
+            ):
+                late += 1
+            counted += 1
+            tokens += event.prompt_tokens + event.completion_tokens
+        if records:
+            state.pending_ms.append(records[-1].timestamp)
+        metrics.EVENTS_CONSUMED.inc(consumed)
+        metrics.EVENTS_COUNTED.inc(counted)
+        metrics.TOKENS_COUNTED.inc(tokens)
+        if duplicates:
+            metrics.DUPLICATES.inc(duplicates)
+        if late:
+            metrics.LATE_EVENTS.inc(late)
+        state.counted += counted
+
+    def _dead_letter(self, record: Any, exc: InvalidEvent) -> None:
+        assert self._producer is not None
+        metrics.DEAD_LETTERED.labels(exc.reason).inc()
+        source = f"{record.topic}/{record.partition}/{record.offset}"
+        headers = [
+            ("reason", exc.reason.encode()),
+            ("detail", str(exc).encode("utf-8", "replace")[:1000]),
+            ("source", source.encode()),
+        ]
+        future = asyncio.ensure_future(
+            self._producer.send(
+                self.settings.dead_letter_topic,
+                value=record.value,
+                key=record.key,
+                partition=record.partition % self.settings.partitions,
+                headers=headers,
+            )
+        )
+        self._pending.append(future)
+
+    async def _finish_block(self, state: PartitionState, next_block: int) -> None:
+        """Flush the finished block completely, commit the next block's start, start afresh."""
+        await self._flush(finishing=[state])
+        start = next_block * self.settings.block_size
+        await self._commit(state.partition, start)
+        old = state.accumulator
+        state.accumulator = BlockAccumulator(
+            state.partition, next_block, self.settings.grace_seconds * 1000, old.watermark_ms
+        )
+
+    async def _commit(self, partition: int, offset: int) -> None:
+        assert self._consumer is not None
+        tp = TopicPartition(self.settings.usage_topic, partition)
+        try:
+            await self._consumer.commit({tp: offset})
+        except (CommitFailedError, KafkaError) as exc:
+            # The partition moved to another worker, which replays the block from its start.
+            log.warning("commit of %s at %d failed: %s", tp, offset, exc)
+
+    # Flushing ------------------------------------------------------------------------
+    async def _flush(self, finishing: list[PartitionState]) -> None:
+        """Send partials and dedup ids of every dirty partition and wait for the acks."""
+        producer = self._producer
+        if producer is None:
+            return
+        s = self.settings
+        states = finishing or list(self.states.values())
+        futures: list[Any] = self._pending
+        self._pending = []
+        sent_partials = 0
+        for state in states:
+            acc = state.accumulator
+            if acc.dirty:
+                grouped = group_by_partition(acc.drain(), s.partitions)
+                for destination, partials in grouped.items():
+                    futures.append(
+                        await producer.send(
+                            s.partials_topic, encode_partials(partials), partition=destination
+                        )
+                    )
+                    sent_partials += 1
+            new_ids = state.dedup.take_new()
+            if new_ids:
+                record = pack_entries(acc.end, acc.watermark_ms, new_ids)
+                futures.append(await producer.send(s.dedup_topic, record, partition=state.partition))
+        if futures:
+            await asyncio.gather(*futures)
+        metrics.PARTIALS_PRODUCED.inc(sent_partials)
+        now = time.time()
+        for state in states:
+            for ts in state.pending_ms:
+                metrics.PROCESSING_LATENCY.observe(max(0.0, now - ts / 1000))
+            state.pending_ms.clear()
+
+    # Restore ------------------------------------------------------------------------
+    async def _restore(self, partition: int, first_offset: int) -> PartitionState:
+        """Rebuild the dedup memory and watermark of a newly assigned partition."""
+        s = self.settings
+        horizon_ms = s.dedup_horizon_seconds * 1000
+        dedup = Deduplicator(horizon_ms)
+        block = block_of(first_offset, s.block_size)
+        block_start = block * s.block_size
+        watermark = 0
+        reader = AIOKafkaConsumer(**s.kafka_client_options(), enable_auto_commit=False)
+        await reader.start()
+        restored = 0
+        try:
+            tp = TopicPartition(s.dedup_topic, partition)
+            reader.assign([tp])
+            since = int(time.time() * 1000) - horizon_ms
+            found = await reader.offsets_for_times({tp: since})
+            end = (await reader.end_offsets([tp]))[tp]
+            start = found[tp].offset if found.get(tp) is not None else end
+            reader.seek(tp, start)
+            while start < end and await reader.position(tp) < end:
+                batch = await reader.getmany(tp, timeout_ms=1000)
+                for record in batch.get(tp, []):
+                    end_offset, wm, entries = unpack_entries(record.value)
+                    if end_offset < block_start and wm > watermark:
+                        watermark = wm
+                    items = list(entries)
+                    dedup.restore(items)
+                    restored += len(items)
+        finally:
+            await reader.stop()
+        log.info(
+            "partition %d: restored %d ids, watermark %d, replaying from offset %d",
+            partition, restored, watermark, first_offset,
+        )  # fmt: skip
+        accumulator = BlockAccumulator(partition, block, s.grace_seconds * 1000, watermark)
+        return PartitionState(partition, accumulator, dedup)

@@ -1,0 +1,132 @@
+"""Producer SDK: send usage events to tokenboard's Kafka topic.
+
+``UsageProducer`` is async (aiokafka: acks=all, idempotent, batched, orjson); every event is
+keyed by its ``event_id`` so that duplicates land on the same partition, where the
+pre-aggregator drops them. ``SyncUsageProducer`` wraps it for code without an event loop::
+
+    with SyncUsageProducer(Settings.from_env()) as producer:
+        producer.send(UsageEvent(event_id="abc", ts_ms=..., model="openai/gpt-5.1",
+                                 prompt_tokens=1200, completion_tokens=300))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine, Iterable
+from types import TracebackType
+from typing import Any, TypeVar
+
+from aiokafka import AIOKafkaProducer
+
+from aggregations.events import UsageEvent, encode_event
+from streams import metrics
+from streams.settings import Settings
+
+T = TypeVar("T")
+
+
+class UsageProducer:
+    """Async producer of usage events."""
+
+    def __init__(self, settings: Settings, *, linger_ms: int = 20) -> None:
+        self.settings = settings
+        self.topic = settings.usage_topic
+        self._producer = AIOKafkaProducer(
+            **settings.kafka_client_options(),
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=linger_ms,
+            max_batch_size=512 * 1024,
+            compression_type=None,
+            request_timeout_ms=30000,
+        )
+        self._started = False
+
+    async def start(self) -> None:
+        """Connect to Kafka."""
+        await self._producer.start()
+        self._started = True
+
+    async def stop(self) -> None:
+        """Flush and disconnect."""
+        if self._started:
+            await self._producer.stop()
+            self._started = False
+
+    async def __aenter__(self) -> UsageProducer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def send(self, event: UsageEvent) -> asyncio.Future[Any]:
+        """Queue one event; the returned future resolves when Kafka acknowledged it."""
+        return await self.send_raw(event.event_id, encode_event(event))
+
+    async def send_raw(self, key: str, value: bytes) -> asyncio.Future[Any]:
+        """Queue an already encoded event (the ingest gateway forwards bytes as received)."""
+        future: asyncio.Future[Any] = await self._producer.send(
+            self.topic, value=value, key=key.encode()
+        )
+        return future
+
+    async def send_and_wait(self, event: UsageEvent) -> None:
+        """Send one event and wait for Kafka's acknowledgement."""
+        await (await self.send(event))
+        metrics.EVENTS_PRODUCED.labels(self.topic).inc()
+
+    async def send_many(self, events: Iterable[UsageEvent]) -> int:
+        """Send events in batches and wait until every one is acknowledged."""
+        futures = [await self.send(event) for event in events]
+        await asyncio.gather(*futures)
+        metrics.EVENTS_PRODUCED.labels(self.topic).inc(len(futures))
+        return len(futures)
+
+    async def flush(self) -> None:
+        """Wait until everything queued is sent."""
+        await self._producer.flush()
+
+
+class SyncUsageProducer:
+    """Blocking wrapper around :class:`UsageProducer`, running its loop in a thread."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._producer = self._call(self._make(settings))
+        self._call(self._producer.start())
+
+    @staticmethod
+    async def _make(settings: Settings) -> UsageProducer:
+        return UsageProducer(settings)
+
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def send(self, event: UsageEvent) -> None:
+        """Send one event and wait for the acknowledgement."""
+        self._call(self._producer.send_and_wait(event))
+
+    def send_many(self, events: Iterable[UsageEvent]) -> int:
+        """Send many events; returns once all are acknowledged."""
+        return self._call(self._producer.send_many(list(events)))
+
+    def close(self) -> None:
+        """Flush, disconnect and stop the background loop."""
+        self._call(self._producer.stop())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+
+    def __enter__(self) -> SyncUsageProducer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

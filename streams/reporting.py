@@ -1,0 +1,42 @@
+"""``tokenboard report``: the weekly report from the pipeline's state in Redis."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+
+from aggregations.report import build_report, render_text
+from streams.redis_keys import RedisKeys
+from streams.settings import Settings
+from streams.state import WeekNotFound, read_history, resolve_week
+
+
+async def weekly_report(settings: Settings, week_spec: str, top_n: int | None = None) -> dict[str, Any]:
+    """The report of a week (``current``, ``last`` or ``2026-W47``) as the JSON contract."""
+    keys = RedisKeys(settings.redis_prefix)
+    client = aioredis.from_url(settings.redis_url)
+    try:
+        week = await resolve_week(client, keys, week_spec)
+        history, meta = await read_history(client, keys, week)
+    finally:
+        await client.aclose()
+    return build_report(week, history, meta, top_n or settings.top_n)
+
+
+def run_report(args: argparse.Namespace, settings: Settings) -> int:
+    """CLI handler."""
+    try:
+        report = asyncio.run(weekly_report(settings, args.week, args.top))
+    except (WeekNotFound, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        print(render_text(report))
+    return 0

@@ -1,0 +1,88 @@
+"""Writes table values to Redis as absolute values (safe to replay), in pipelined batches.
+
+Every worker writes the keys of the table partitions it owns; since each table key lives in
+exactly one partition, no two workers ever write the same member. A full rewrite happens
+when the worker's marker key is missing (Redis restarted empty, or FLUSHALL) and after
+every rebalance, so snapshots come back without reprocessing any topic.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from aggregations.totals import COUNT_FIELDS, TOKENS, TableValue, split_key
+from aggregations.weeks import week_start_ms
+from streams import metrics
+from streams.redis_keys import RedisKeys
+
+# Redis has no "set if greater" for strings; the watermark only ever moves forward.
+_MAX_SET = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+local candidate = tonumber(ARGV[1])
+if candidate > current then redis.call('SET', KEYS[1], ARGV[1]) return 1 end
+return 0
+"""
+MARKER_TTL_S = 3600
+BATCH = 2000
+
+
+class SnapshotWriter:
+    """Pushes table values into the Redis key schema."""
+
+    def __init__(self, client: aioredis.Redis, keys: RedisKeys, worker_id: str) -> None:
+        self.client = client
+        self.keys = keys
+        self.worker_id = worker_id
+        self._max_set = client.register_script(_MAX_SET)
+        self.last_write_s = 0.0
+
+    async def needs_full_rewrite(self) -> bool:
+        """True when this worker's marker is gone (Redis flushed or restarted empty)."""
+        return not await self.client.exists(self.keys.writer_marker(self.worker_id))
+
+    async def mark_complete(self) -> None:
+        """Record that everything this worker owns is in Redis."""
+        await self.client.set(self.keys.writer_marker(self.worker_id), int(time.time()), ex=MARKER_TTL_S)
+
+    async def write(self, items: Iterable[tuple[str, TableValue]]) -> int:
+        """Write table values; returns how many keys were written."""
+        written = 0
+        watermark = 0
+        pipe = self.client.pipeline(transaction=False)
+        for key, value in items:
+            self._queue(pipe, key, value)
+            watermark = max(watermark, int(value.get("ts", 0)))
+            written += 1
+            if written % BATCH == 0:
+                await pipe.execute()
+                pipe = self.client.pipeline(transaction=False)
+        if written:
+            now_ms = int(time.time() * 1000)
+            pipe.set(self.keys.snapshot_at, now_ms)
+            await pipe.execute()
+            if watermark:
+                await self._max_set(keys=[self.keys.watermark], args=[watermark])
+            metrics.SNAPSHOT_KEYS.inc(written)
+            self.last_write_s = time.time()
+        return written
+
+    def _queue(self, pipe: Any, key: str, value: TableValue) -> None:
+        dimension, week, member = split_key(key)
+        counts: list[int] = value["c"]
+        fields: dict[str, Any] = dict(zip(COUNT_FIELDS, counts, strict=True))
+        days: Mapping[str, list[int]] = value.get("d", {})
+        if dimension == "total":
+            pipe.hset(self.keys.total(week), mapping=fields)
+            pipe.zadd(self.keys.weeks, {week: week_start_ms(week)})
+            return
+        meta = value.get("m")
+        if meta:
+            fields.update(name=meta[0], vendor=meta[1], country=meta[2])
+        pipe.zadd(self.keys.leaderboard(dimension, week), {member: counts[TOKENS]})
+        pipe.hset(self.keys.member(dimension, week, member), mapping=fields)
+        for day, day_counts in days.items():
+            pipe.zadd(self.keys.daily(dimension, day), {member: day_counts[TOKENS]})

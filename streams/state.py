@@ -1,0 +1,122 @@
+"""Reads the pipeline's state back from Redis into the pure core's plain values."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from aggregations.report import ModelMeta, WeekData
+from aggregations.weeks import parse_week, previous_week
+from streams.redis_keys import RedisKeys
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineState:
+    """Weeks known to the pipeline and where its event time stands."""
+
+    weeks: list[str]
+    closed: list[str]
+    watermark_ms: int
+    current_week: str | None
+
+    @property
+    def last_closed(self) -> str | None:
+        """The most recent closed week."""
+        return self.closed[-1] if self.closed else None
+
+
+class WeekNotFound(LookupError):
+    """The requested week has no data in Redis."""
+
+
+async def read_state(client: aioredis.Redis, keys: RedisKeys) -> PipelineState:
+    """Weeks with data, closed weeks, watermark and current week."""
+    pipe = client.pipeline(transaction=False)
+    pipe.zrange(keys.weeks, 0, -1)
+    pipe.zrange(keys.closed_weeks, 0, -1)
+    pipe.get(keys.watermark)
+    pipe.get(keys.current_week)
+    weeks, closed, watermark, current = await pipe.execute()
+    return PipelineState(
+        weeks=[_text(w) for w in weeks],
+        closed=[_text(w) for w in closed],
+        watermark_ms=int(float(watermark)) if watermark else 0,
+        current_week=_text(current) if current else None,
+    )
+
+
+async def resolve_week(client: aioredis.Redis, keys: RedisKeys, spec: str) -> str:
+    """Turn ``current``, ``last`` or an explicit ``2026-W47`` into a week id with data."""
+    state = await read_state(client, keys)
+    if not state.weeks:
+        raise WeekNotFound("no data yet: is a worker running, and has anything been produced?")
+    if spec == "current":
+        return state.current_week or state.weeks[-1]
+    if spec == "last":
+        if state.last_closed:
+            return state.last_closed
+        current = state.current_week or state.weeks[-1]
+        return previous_week(current)
+    parse_week(spec)
+    return spec
+
+
+async def read_weeks(
+    client: aioredis.Redis, keys: RedisKeys, weeks: Sequence[str]
+) -> dict[str, WeekData]:
+    """Model, country and total tokens of each week that has data."""
+    pipe = client.pipeline(transaction=False)
+    for week in weeks:
+        pipe.hget(keys.total(week), "tokens")
+        pipe.zrange(keys.leaderboard("model", week), 0, -1, withscores=True)
+        pipe.zrange(keys.leaderboard("country", week), 0, -1, withscores=True)
+    results = await pipe.execute()
+    history: dict[str, WeekData] = {}
+    for i, week in enumerate(weeks):
+        total, models, countries = results[3 * i : 3 * i + 3]
+        if total is None and not models:
+            continue
+        history[week] = WeekData(
+            week=week,
+            total=int(total or 0),
+            models={_text(m): int(s) for m, s in models},
+            countries={_text(c): int(s) for c, s in countries},
+        )
+    return history
+
+
+async def read_meta(
+    client: aioredis.Redis, keys: RedisKeys, week: str, models: Sequence[str]
+) -> dict[str, ModelMeta]:
+    """Display name, vendor and country of models, as the pipeline recorded them."""
+    pipe = client.pipeline(transaction=False)
+    for model in models:
+        pipe.hmget(keys.member("model", week, model), ["name", "vendor", "country"])
+    rows = await pipe.execute()
+    meta: dict[str, ModelMeta] = {}
+    for model, (name, vendor, country) in zip(models, rows, strict=True):
+        if name is not None:
+            meta[model] = ModelMeta(_text(name), _text(vendor), _text(country))
+    return meta
+
+
+async def read_history(
+    client: aioredis.Redis, keys: RedisKeys, week: str, depth: int = 27
+) -> tuple[dict[str, WeekData], dict[str, ModelMeta]]:
+    """Up to ``depth`` weeks ending at ``week`` and the metadata of their models."""
+    state = await read_state(client, keys)
+    wanted = [w for w in state.weeks if w <= week][-depth:]
+    history = await read_weeks(client, keys, wanted)
+    if week not in history:
+        raise WeekNotFound(f"no data for {week} (weeks with data: {', '.join(state.weeks) or 'none'})")
+    meta: dict[str, ModelMeta] = {}
+    for w in (previous_week(week), week):
+        if w in history:
+            meta.update(await read_meta(client, keys, w, list(history[w].models)))
+    return history, meta
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

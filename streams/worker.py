@@ -1,0 +1,220 @@
+"""``tokenboard worker``: the Faust app (stage 2, snapshots, ranker) plus the pre-aggregator.
+
+Built by :func:`build_app` from a :class:`Settings` object (no import-time app), so tests and
+several workers in one machine can each have their own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+import orjson
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaProducer
+
+from aggregations.partials import decode_partials, partition_for
+from aggregations.totals import apply_partial, split_key
+from aggregations.weeks import week_end_ms
+from streams import metrics
+from streams.catalog import load_catalog
+from streams.preaggregator import PreAggregator
+from streams.ranker import Ranker
+from streams.redis_keys import RedisKeys
+from streams.settings import Settings
+from streams.snapshots import SnapshotWriter
+from streams.topics import ensure_topics
+from streams.web import serve_health
+
+log = logging.getLogger("tokenboard.worker")
+WEEK_MS = 7 * 86_400_000
+RETENTION_CHECK_S = 60.0
+
+
+@dataclass
+class WorkerParts:
+    """The app and the objects around it (tests reach into these)."""
+
+    app: faust.App
+    settings: Settings
+    pre: PreAggregator
+    dirty: set[str] = field(default_factory=set)
+    worker_id: str = ""
+
+
+def _broker_url(bootstrap: str) -> str:
+    return ";".join(f"kafka://{host}" for host in bootstrap.split(","))
+
+
+def _faust_credentials(settings: Settings) -> Any:
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    ssl_context = None
+    if "SSL" in protocol:
+        from aiokafka.helpers import create_ssl_context
+
+        ssl_context = create_ssl_context(cafile=settings.kafka_ssl_cafile or None)
+    if settings.kafka_sasl_mechanism:
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password,
+            mechanism=settings.kafka_sasl_mechanism,
+            ssl_context=ssl_context,
+        )
+    return ssl_context
+
+
+def build_app(settings: Settings) -> WorkerParts:
+    """A Faust app wired for tokenboard."""
+    app = faust.App(
+        settings.app_id,
+        broker=_broker_url(settings.kafka_bootstrap),
+        broker_credentials=_faust_credentials(settings),
+        store="memory://",
+        topic_partitions=settings.partitions,
+        topic_replication_factor=1,
+        web_enabled=False,
+        autodiscover=False,
+        producer_acks=-1,
+        broker_commit_interval=1.0,
+        consumer_auto_offset_reset="earliest",
+        processing_guarantee="at_least_once",
+        broker_session_timeout=20.0,
+        broker_heartbeat_interval=3.0,
+        table_standby_replicas=0,
+    )
+    parts = WorkerParts(
+        app=app,
+        settings=settings,
+        pre=PreAggregator(settings, load_catalog(settings.catalog_path or None)),
+        worker_id=f"{socket.gethostname()}-{os.getpid()}",
+    )
+    keys = RedisKeys(settings.redis_prefix)
+    partials = app.topic(
+        settings.partials_topic,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.partitions,
+    )
+    weekly = app.Table(
+        "weekly",
+        default=None,
+        partitions=settings.partitions,
+        key_serializer="json",
+        value_serializer="json",
+    )
+    retention_checked: dict[int, float] = {}
+
+    @app.agent(partials, name="fold")
+    async def fold(stream: Any) -> None:
+        async for event in stream.events():
+            applied = replayed = 0
+            for partial in decode_partials(event.value):
+                new = apply_partial(weekly.get(partial.key), partial)
+                if new is None:
+                    replayed += 1
+                    continue
+                weekly[partial.key] = new
+                parts.dirty.add(partial.key)
+                applied += 1
+            metrics.PARTIALS_APPLIED.inc(applied)
+            metrics.PARTIALS_REPLAYED.inc(replayed)
+            _expire_old_weeks(event.message.partition)
+
+    def _expire_old_weeks(partition: int) -> None:
+        """Tombstone this partition's keys of weeks past the retention horizon."""
+        now = time.monotonic()
+        if now - retention_checked.get(partition, 0.0) < RETENTION_CHECK_S:
+            return
+        retention_checked[partition] = now
+        newest = max((v["ts"] for v in weekly.values() if v), default=0)
+        horizon = newest - settings.retention_weeks * WEEK_MS
+        doomed = [
+            key
+            for key in list(weekly.keys())
+            if partition_for(key, settings.partitions) == partition
+            and week_end_ms(split_key(key)[1]) <= horizon
+        ]
+        for key in doomed:
+            del weekly[key]
+        if doomed:
+            log.info("partition %d: dropped %d keys older than the horizon", partition, len(doomed))
+
+    redis_client = aioredis.from_url(settings.redis_url)
+    writer = SnapshotWriter(redis_client, keys, parts.worker_id)
+    seen_assignment: set[Any] = set()
+
+    @app.timer(settings.snapshot_interval_ms / 1000)
+    async def snapshot() -> None:
+        assignment = set(app.consumer.assignment()) if app.consumer else set()
+        full = assignment != seen_assignment or await writer.needs_full_rewrite()
+        if full:
+            seen_assignment.clear()
+            seen_assignment.update(assignment)
+            await writer.write(list(weekly.items()))
+            await writer.mark_complete()
+            parts.dirty.clear()
+        elif parts.dirty:
+            batch = list(parts.dirty)
+            parts.dirty.clear()
+            await writer.write((k, v) for k in batch if (v := weekly.get(k)) is not None)
+        if writer.last_write_s:
+            metrics.SNAPSHOT_AGE.set(time.time() - writer.last_write_s)
+
+    producer_box: dict[str, AIOKafkaProducer] = {}
+
+    async def publish(topic: str, event: dict[str, Any]) -> None:
+        producer = producer_box.get("p")
+        if producer is None:
+            producer = AIOKafkaProducer(
+                **settings.kafka_client_options(), acks="all", enable_idempotence=True
+            )
+            await producer.start()
+            producer_box["p"] = producer
+        await producer.send_and_wait(topic, orjson.dumps(event), key=event["id"].encode())
+        metrics.EVENTS_PRODUCED.labels(topic).inc()
+
+    ranker = Ranker(settings, redis_client, keys, publish)
+
+    @app.timer(1.0, on_leader=True)
+    async def rank_tick() -> None:
+        await ranker.tick()
+
+    @app.task
+    async def start_preaggregator() -> None:
+        await ensure_topics(settings)
+        await parts.pre.run()
+
+    @app.task
+    async def start_health() -> None:
+        await serve_health(settings.worker_web_port, lambda: parts.pre.ready.is_set(), "worker")
+
+    @app.on_before_shutdown.connect
+    async def stop_preaggregator(app: Any, **kwargs: Any) -> None:
+        parts.pre.stop()
+        producer = producer_box.pop("p", None)
+        if producer is not None:
+            await producer.stop()
+
+    return parts
+
+
+def run_worker(args: argparse.Namespace, settings: Settings) -> int:
+    """CLI handler: run one worker until SIGTERM/SIGINT."""
+    if getattr(args, "web_port", None):
+        settings = settings.replace(worker_web_port=args.web_port)
+    asyncio.run(ensure_topics(settings))
+    parts = build_app(settings)
+    worker = faust.Worker(parts.app, loglevel=getattr(args, "loglevel", "warning"), quiet=True)
+    worker.execute_from_commandline()
+    return 0
