@@ -50,7 +50,9 @@ class Scenario:
         for row in data["models"]:
             tokens = tuple(int(t) for t in row["tokens"])
             if len(tokens) != len(weeks):
-                raise ValueError(f"model {row['id']}: {len(tokens)} token cells for {len(weeks)} weeks")
+                raise ValueError(
+                    f"model {row['id']}: {len(tokens)} token cells for {len(weeks)} weeks"
+                )
             if any(t < 0 for t in tokens):
                 raise ValueError(f"model {row['id']}: negative tokens")
             models.append(

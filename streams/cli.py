@@ -138,7 +138,9 @@ _COMMAND_ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {}
 
 def register(
     name: str, module: str, function: str, helptext: str
-) -> Callable[[Callable[[argparse.ArgumentParser], None]], Callable[[argparse.ArgumentParser], None]]:
+) -> Callable[
+    [Callable[[argparse.ArgumentParser], None]], Callable[[argparse.ArgumentParser], None]
+]:
     """Register a pipeline command whose handler lives in ``module.function``."""
 
     def decorate(

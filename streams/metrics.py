@@ -10,7 +10,9 @@ EVENTS_CONSUMED = Counter(
 EVENTS_COUNTED = Counter("tokenboard_events_counted_total", "Usage events folded into totals")
 TOKENS_COUNTED = Counter("tokenboard_tokens_counted_total", "Tokens folded into totals")
 DEAD_LETTERED = Counter(
-    "tokenboard_events_dead_lettered_total", "Invalid events sent to the dead-letter topic", ["reason"]
+    "tokenboard_events_dead_lettered_total",
+    "Invalid events sent to the dead-letter topic",
+    ["reason"],
 )
 DUPLICATES = Counter("tokenboard_duplicates_dropped_total", "Events dropped as duplicates")
 LATE_EVENTS = Counter("tokenboard_late_events_total", "Events counted after their week closed")
@@ -19,7 +21,9 @@ PARTIALS_APPLIED = Counter("tokenboard_partials_applied_total", "Partial sums fo
 PARTIALS_REPLAYED = Counter(
     "tokenboard_partials_replayed_total", "Partial sums ignored because already applied"
 )
-CONSUMER_LAG = Gauge("tokenboard_consumer_lag", "Usage events not yet read, per partition", ["partition"])
+CONSUMER_LAG = Gauge(
+    "tokenboard_consumer_lag", "Usage events not yet read, per partition", ["partition"]
+)
 PROCESSING_LATENCY = Histogram(
     "tokenboard_processing_latency_seconds",
     "From a usage record's Kafka timestamp to its partial sum being acknowledged",

@@ -258,7 +258,9 @@ class PreAggregator:
             new_ids = state.dedup.take_new()
             if new_ids:
                 record = pack_entries(acc.end, acc.watermark_ms, new_ids)
-                futures.append(await producer.send(s.dedup_topic, record, partition=state.partition))
+                futures.append(
+                    await producer.send(s.dedup_topic, record, partition=state.partition)
+                )
         if futures:
             await asyncio.gather(*futures)
         metrics.PARTIALS_PRODUCED.inc(sent_partials)

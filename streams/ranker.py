@@ -72,7 +72,9 @@ class Ranker:
 
     # Ranks --------------------------------------------------------------------------
     async def _ranking(self, dimension: str, week: str) -> list[Ranked]:
-        rows = await self.client.zrange(self.keys.leaderboard(dimension, week), 0, -1, withscores=True)
+        rows = await self.client.zrange(
+            self.keys.leaderboard(dimension, week), 0, -1, withscores=True
+        )
         return rank({_text(m): int(s) for m, s in rows})
 
     async def _write_ranks(self, week: str) -> None:

@@ -131,7 +131,9 @@ def run_replay(args: argparse.Namespace, settings: Settings) -> int:
     async def go() -> float:
         await ensure_topics(settings)
         n = await produce_scenario(settings, scenario, args.events)
-        print(f"produced {n:,} events for {len(scenario.weeks)} weeks x {len(scenario.models)} models")
+        print(
+            f"produced {n:,} events for {len(scenario.weeks)} weeks x {len(scenario.models)} models"
+        )
         if args.no_wait:
             return 0.0
         return await wait_for_pipeline(settings, scenario, args.timeout)
@@ -142,5 +144,7 @@ def run_replay(args: argparse.Namespace, settings: Settings) -> int:
         print(f"\nerror: {exc}", file=sys.stderr)
         return 1
     if not args.no_wait:
-        print(f"pipeline reflects every week and model total exactly ({seconds:.1f} s after producing)")
+        print(
+            f"pipeline reflects every week and model total exactly ({seconds:.1f} s after producing)"
+        )
     return 0

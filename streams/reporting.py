@@ -16,7 +16,9 @@ from streams.settings import Settings
 from streams.state import WeekNotFound, read_history, resolve_week
 
 
-async def weekly_report(settings: Settings, week_spec: str, top_n: int | None = None) -> dict[str, Any]:
+async def weekly_report(
+    settings: Settings, week_spec: str, top_n: int | None = None
+) -> dict[str, Any]:
     """The report of a week (``current``, ``last`` or ``2026-W47``) as the JSON contract."""
     keys = RedisKeys(settings.redis_prefix)
     client = aioredis.from_url(settings.redis_url)

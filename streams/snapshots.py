@@ -46,7 +46,9 @@ class SnapshotWriter:
 
     async def mark_complete(self) -> None:
         """Record that everything this worker owns is in Redis."""
-        await self.client.set(self.keys.writer_marker(self.worker_id), int(time.time()), ex=MARKER_TTL_S)
+        await self.client.set(
+            self.keys.writer_marker(self.worker_id), int(time.time()), ex=MARKER_TTL_S
+        )
 
     async def write(self, items: Iterable[tuple[str, TableValue]]) -> int:
         """Write table values; returns how many keys were written."""

@@ -159,7 +159,9 @@ class LocalStack:
         java = _require_tool("java", "Java 17+ (Debian: apt-get install openjdk-17-jre-headless)")
         s = self.settings
         _require_free_port(s.kafka_port, "Kafka", "TOKENBOARD_KAFKA_PORT")
-        _require_free_port(s.kafka_controller_port, "Kafka controller", "TOKENBOARD_KAFKA_CONTROLLER_PORT")
+        _require_free_port(
+            s.kafka_controller_port, "Kafka controller", "TOKENBOARD_KAFKA_CONTROLLER_PORT"
+        )
         classpath = self._kafka_classpath()
         config = self._write_kafka_config()
         log4j = _package_file("log4j.properties")
@@ -220,7 +222,7 @@ class LocalStack:
     def _spawn(self, name: str, cmd: list[str]) -> None:
         log_path = self.log_file(name)
         with log_path.open("ab") as out:
-            proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+            proc = subprocess.Popen(
                 cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True, cwd=self.root,
             )  # fmt: skip

@@ -110,7 +110,9 @@ async def read_history(
     wanted = [w for w in state.weeks if w <= week][-depth:]
     history = await read_weeks(client, keys, wanted)
     if week not in history:
-        raise WeekNotFound(f"no data for {week} (weeks with data: {', '.join(state.weeks) or 'none'})")
+        raise WeekNotFound(
+            f"no data for {week} (weeks with data: {', '.join(state.weeks) or 'none'})"
+        )
     meta: dict[str, ModelMeta] = {}
     for w in (previous_week(week), week):
         if w in history:

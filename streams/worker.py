@@ -90,6 +90,8 @@ def build_app(settings: Settings) -> WorkerParts:
         broker_session_timeout=20.0,
         broker_heartbeat_interval=3.0,
         table_standby_replicas=0,
+        key_serializer="json",
+        value_serializer="json",
     )
     parts = WorkerParts(
         app=app,
@@ -110,8 +112,7 @@ def build_app(settings: Settings) -> WorkerParts:
         "weekly",
         default=None,
         partitions=settings.partitions,
-        key_serializer="json",
-        value_serializer="json",
+        key_type=str,
     )
     retention_checked: dict[int, float] = {}
 
