@@ -18,6 +18,9 @@ import orjson
 
 __all__ = [
     "DEFAULT_LIMITS",
+    "MAX_COUNT",
+    "MAX_TS_MS",
+    "MIN_TS_MS",
     "InvalidEvent",
     "Limits",
     "RejectReason",

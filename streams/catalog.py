@@ -20,7 +20,7 @@ class CatalogError(ValueError):
 @functools.cache
 def shipped_catalog() -> Catalog:
     """The catalog shipped as ``aggregations/data/catalog.json``, read once per process."""
-    raw = resources.files("aggregations").joinpath("data", "catalog.json").read_bytes()
+    raw = (resources.files("aggregations") / "data" / "catalog.json").read_bytes()
     return Catalog.from_mapping(orjson.loads(raw))
 
 

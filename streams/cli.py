@@ -167,7 +167,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args, settings))
     except KeyboardInterrupt:
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

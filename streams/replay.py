@@ -144,7 +144,5 @@ def run_replay(args: argparse.Namespace, settings: Settings) -> int:
         print(f"\nerror: {exc}", file=sys.stderr)
         return 1
     if not args.no_wait:
-        print(
-            f"pipeline reflects every week and model total exactly ({seconds:.1f} s after producing)"
-        )
+        print(f"pipeline reflects every week and model total exactly ({seconds:.1f} s later)")
     return 0

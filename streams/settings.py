@@ -87,6 +87,10 @@ class Settings:
         """Copy with some fields changed; ``None`` values are ignored (unset CLI flags)."""
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
+    def to_env(self) -> dict[str, str]:
+        """The ``TOKENBOARD_*`` variables that reproduce these settings in a child process."""
+        return {_env_name(f.name): str(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
     # Derived names -------------------------------------------------------------------
     def topic(self, name: str) -> str:
         """Full topic name, e.g. ``topic("usage")`` -> ``tokenboard.usage``."""

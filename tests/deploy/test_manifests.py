@@ -521,7 +521,11 @@ def test_dockerfile_entrypoint_ports_and_healthcheck() -> None:
 def test_dockerfile_copies_what_the_wheel_needs() -> None:
     """The builder copies pyproject, its readme and every package; .dockerignore keeps them."""
     project = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))
-    needed = ["pyproject.toml", project["project"]["readme"], *project["tool"]["setuptools"]["packages"]]
+    needed = [
+        "pyproject.toml",
+        project["project"]["readme"],
+        *project["tool"]["setuptools"]["packages"],
+    ]
     copied = " ".join(a for k, a in dockerfile_instructions() if k == "COPY")
     ignored = {
         line.strip()
@@ -574,7 +578,7 @@ def test_overlay_references_existing_files() -> None:
 
 
 def test_secret_and_config_are_split() -> None:
-    """Credentials only in the example Secret (CHANGE_ME placeholders), the rest in the ConfigMap."""
+    """Credentials only in the example Secret (CHANGE_ME values), the rest in the ConfigMap."""
     config = load_one(BASE / "configmap.yaml")["data"]
     secret = load_one(BASE / "secret.yaml")
     assert set(secret["stringData"]) == SECRET_KEYS
@@ -742,29 +746,38 @@ def test_rendered_images_agree(
             assert name.rsplit("/", 1)[-1] == compose_name
 
 
+def kafka_topics(resources: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """KafkaTopic resources by Kafka topic name (spec.topicName, else metadata.name)."""
+    return {
+        t["spec"].get("topicName", t["metadata"]["name"]): t
+        for t in of_kind(resources, "KafkaTopic")
+    }
+
+
 def test_rendered_topics_cover_settings(rendered: tuple[str, list[dict[str, Any]]]) -> None:
-    """A KafkaTopic per Settings topic plus the compacted changelog, all sized alike."""
+    """A KafkaTopic per Settings topic, the compacted changelog and Faust's leader topic."""
     variant, resources = rendered
     settings = Settings.from_env(effective_env(resources))
-    topics = {t["spec"].get("topicName", t["metadata"]["name"]): t for t in of_kind(resources, "KafkaTopic")}
+    topics = kafka_topics(resources)
     week = 7 * DAY_MS
     month = 30 * DAY_MS
-    dedup = settings.dedup_horizon_seconds * 1000 + DAY_MS
     expected_retention = {
         settings.usage_topic: week,
         settings.partials_topic: week,
-        settings.dedup_topic: dedup,
+        settings.dedup_topic: settings.dedup_horizon_seconds * 1000 + DAY_MS,
         settings.dead_letter_topic: month,
         settings.rankings_topic: month,
         settings.alerts_topic: month,
     }
     changelog = f"{settings.app_id}-weekly-changelog"
-    assert set(topics) == {*expected_retention, changelog}
+    leader = f"{settings.app_id}-__assignor-__leader"
+    assert set(topics) == {*expected_retention, changelog, leader}
     for name, topic in topics.items():
         assert topic["apiVersion"] == STRIMZI_API
         assert topic["metadata"]["labels"]["strimzi.io/cluster"] == STRIMZI_CLUSTER
         spec = topic["spec"]
-        assert spec["partitions"] == settings.partitions == EXPECTED_PARTITIONS[variant], name
+        expected_partitions = 1 if name == leader else EXPECTED_PARTITIONS[variant]
+        assert spec["partitions"] == expected_partitions, name
         assert spec["replicas"] == 3
         config = spec["config"]
         assert int(config["min.insync.replicas"]) == 2
@@ -772,7 +785,25 @@ def test_rendered_topics_cover_settings(rendered: tuple[str, list[dict[str, Any]
             assert config["cleanup.policy"] == "compact"
         else:
             assert config["cleanup.policy"] == "delete"
+        if name in expected_retention:
+            assert spec["partitions"] == settings.partitions
             assert int(config["retention.ms"]) == expected_retention[name], name
+
+
+def test_rendered_topics_match_topics_create(rendered: tuple[str, list[dict[str, Any]]]) -> None:
+    """The KafkaTopics agree with what `tokenboard topics create` would create."""
+    from streams.topics import topic_specs
+
+    _, resources = rendered
+    settings = Settings.from_env(effective_env(resources))
+    topics = kafka_topics(resources)
+    for spec in topic_specs(settings):
+        assert spec.name in topics, spec.name
+        declared = topics[spec.name]["spec"]
+        assert declared["partitions"] == spec.partitions, spec.name
+        for key, value in spec.config.items():
+            assert str(declared["config"][key]) == value, (spec.name, key)
+        assert declared["config"]["cleanup.policy"] == spec.config.get("cleanup.policy", "delete")
 
 
 def test_readme_sizing_matches_manifests() -> None:
@@ -781,6 +812,16 @@ def test_readme_sizing_matches_manifests() -> None:
     for figure in ("500m", "512Mi", "1Gi", "250m", "256Mi", "50,000 events/s", "bench/RESULTS.md"):
         assert figure in text, figure
     assert "kubectl apply -k deploy/kubernetes/overlays/example" in text
+
+
+def test_readme_metrics_exist() -> None:
+    """Every tokenboard_* metric named in deploy/README.md is defined in streams/metrics.py."""
+    defined = set(
+        re.findall(r'"(tokenboard_[a-z_]+)"', (ROOT / "streams" / "metrics.py").read_text())
+    )
+    named = set(re.findall(r"\btokenboard_[a-z_]+\b", DEPLOY_README.read_text(encoding="utf-8")))
+    assert named, "the README names no metric"
+    assert named <= defined, f"unknown metrics: {sorted(named - defined)}"
 
 
 def test_rendered_resources_match_kubernetes_schemas(

@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
+from aggregations.scenario import Scenario
+from streams.replay import load_scenario
 from streams.settings import Settings
 from streams.stack import LocalStack, _kafka_answers, _redis_version
 from streams.topics import delete_topics_with_prefix
+from tests.integration.processes import WorkerProcess
+
+SEED_PATH = Path(__file__).resolve().parents[1] / "data" / "seed-2026-w47.json"
 
 pytestmark = pytest.mark.integration
 
@@ -89,3 +95,26 @@ async def redis_client(settings: Settings) -> AsyncIterator[aioredis.Redis]:
     client = aioredis.from_url(settings.redis_url, decode_responses=True)
     yield client
     await client.aclose()
+
+
+@pytest.fixture
+def start_worker(settings: Settings) -> Iterator[Callable[..., WorkerProcess]]:
+    """Factory of real worker processes, all stopped at the end of the test."""
+    started: list[WorkerProcess] = []
+
+    def start(name: str = "w1", *, wait: bool = True, **overrides: object) -> WorkerProcess:
+        worker = WorkerProcess(settings.replace(**overrides), name).start()
+        started.append(worker)
+        if wait:
+            worker.wait_ready()
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture(scope="session")
+def seed_scenario() -> Scenario:
+    """The seed scenario table shipped in tests/data."""
+    return load_scenario(SEED_PATH)
