@@ -11,7 +11,7 @@ import orjson
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from aggregations.events import UsageEvent, encode_event
+from aggregations.events import UsageEvent
 from aggregations.scenario import Scenario, replay_events
 from aggregations.weeks import week_end_ms, week_start_ms
 from streams.producer import UsageProducer
@@ -32,7 +32,7 @@ async def read_topic(settings: Settings, topic: str, timeout_s: float = 5.0) -> 
     try:
         parts = consumer.partitions_for_topic(topic) or set()
         if not parts:
-            await consumer._client.force_metadata_update()  # noqa: SLF001 - fresh topic
+            await consumer._client.force_metadata_update()
             parts = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in parts]
         consumer.assign(tps)
