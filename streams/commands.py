@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from streams.cli import register
+from streams.cli import register  # noqa: I001
 
 
 @register("worker", "streams.worker", "run_worker", "run a stream worker (Faust + pre-aggregator)")
@@ -26,3 +26,46 @@ def _report(p: argparse.ArgumentParser) -> None:
     p.add_argument("--week", default="last", help="current, last or an ISO week like 2026-W47")
     p.add_argument("--top", type=int, help="models in the top list (default TOKENBOARD_TOP_N)")
     p.add_argument("--json", action="store_true", help="print the JSON contract")
+
+
+@register("ingest", "streams.ingest", "run_ingest", "HTTP ingest gateway (POST /v1/events)")
+def _ingest(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--port", type=int, help="listen port (default TOKENBOARD_INGEST_PORT)")
+    p.add_argument("--host", default="0.0.0.0", help="listen address")
+
+
+@register("simulate", "streams.simulate", "run_simulate", "produce realistic synthetic traffic")
+def _simulate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rate", type=float, default=5000, help="events per second")
+    p.add_argument("--duration", type=float, default=60, help="seconds (0 = until Ctrl-C)")
+    p.add_argument("--models", type=int, default=0, help="catalog models to use (0 = all)")
+    p.add_argument("--seed", type=int, default=1, help="random seed")
+
+
+@register("api", "streams.api", "run_api", "HTTP read API and dashboard")
+def _api(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--port", type=int, help="listen port (default TOKENBOARD_API_PORT)")
+    p.add_argument("--host", default="0.0.0.0", help="listen address")
+
+
+@register("top", "streams.views", "run_top", "leaderboard table of a week")
+def _top(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--by", choices=["model", "country", "vendor"], default="model")
+    p.add_argument("--week", default="current", help="current, last or an ISO week like 2026-W47")
+    p.add_argument("-n", "--top", type=int, default=10, help="rows")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+@register("history", "streams.views", "run_history", "weekly series of one model or country")
+def _history(p: argparse.ArgumentParser) -> None:
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--model", help="model id, e.g. deepseek/deepseek-v4-flash")
+    target.add_argument("--country", help="ISO country code, e.g. CN")
+    target.add_argument("--vendor", help="vendor name, e.g. DeepSeek")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+@register("watch", "streams.views", "run_watch", "follow ranking changes and alerts live")
+def _watch(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--from-beginning", action="store_true", help="replay the topics' history")
+    p.add_argument("--limit", type=int, default=0, help="stop after N events (0 = never)")
