@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from streams.cli import register  # noqa: I001
+from streams.cli import register
 
 
 @register("worker", "streams.worker", "run_worker", "run a stream worker (Faust + pre-aggregator)")
