@@ -11,7 +11,7 @@ TEST_ENV := TOKENBOARD_RUN_DIR=.run/test TOKENBOARD_KAFKA_PORT=19092 \
 	TOKENBOARD_KAFKA_BOOTSTRAP=127.0.0.1:19092 TOKENBOARD_REDIS_URL=redis://127.0.0.1:16379/0
 DEMO_ENV := TOKENBOARD_RUN_DIR=.run/demo
 
-.PHONY: setup system-deps demo test lint unit bench stack-up stack-down clean
+.PHONY: setup system-deps demo demo-down test lint unit bench stack-up stack-down clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,13 +33,15 @@ unit: setup
 	$(BIN)/pytest tests/aggregations -q
 
 test: setup lint
-	$(TEST_ENV) $(TB) stack up
-	set -o pipefail; status=0; \
-	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS) || status=$$?; \
+	status=0; \
+	$(TEST_ENV) $(TB) stack up && $(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS) || status=$$?; \
 	$(TEST_ENV) $(TB) stack down; exit $$status
 
 demo: setup
 	$(DEMO_ENV) bash deploy/local/demo.sh
+
+demo-down:
+	$(DEMO_ENV) bash deploy/local/demo.sh down
 
 bench: setup
 	$(BIN)/pip install -q -e '.[bench]'

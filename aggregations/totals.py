@@ -14,9 +14,11 @@ fold idempotent.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from aggregations.weeks import WEEK_MS, week_end_ms
 
 Dimension = Literal["model", "country", "vendor", "total"]
 DIMENSIONS: tuple[Dimension, ...] = ("model", "country", "vendor", "total")
@@ -97,6 +99,15 @@ def apply_partial(value: TableValue | None, partial: Partial) -> TableValue | No
     if partial.meta is not None:
         state["m"] = list(partial.meta)
     return state
+
+
+def expired_keys(keys: Iterable[str], newest_ts_ms: int, retention_weeks: int) -> list[str]:
+    """Table keys whose week ended more than ``retention_weeks`` before the newest event time.
+
+    Counting back from event time, not the wall clock, lets a replay of old history keep it.
+    """
+    horizon = newest_ts_ms - retention_weeks * WEEK_MS
+    return [key for key in keys if week_end_ms(split_key(key)[1]) <= horizon]
 
 
 def counts_of(value: TableValue) -> dict[str, int]:

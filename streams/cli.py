@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     topics = sub.add_parser("topics", help="create the tokenboard topics (idempotent)")
     topics.add_argument("action", choices=["create"])
-    topics.add_argument("--replication", type=int, default=1)
+    topics.add_argument("--replication", type=int, help="default TOKENBOARD_REPLICATION")
     _connection_flags(topics)
     topics.set_defaults(handler=_cmd_topics)
 

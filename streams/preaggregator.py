@@ -48,6 +48,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         for tp in revoked:
             self.owner.states.pop(tp.partition, None)
+            self.owner.assigned.discard(tp.partition)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         self.owner.assigned = {tp.partition for tp in assigned}
@@ -136,11 +137,14 @@ class PreAggregator:
     # Folding ------------------------------------------------------------------------
     async def _fold_records(self, tp: TopicPartition, records: list[Any]) -> None:
         state = self.states.get(tp.partition)
+        if state is not None and records[0].offset <= state.accumulator.end:
+            # The consumer went back (a rebalance reset it to the committed block start):
+            # folding those offsets again would count them twice, so start the block afresh.
+            state = None
         if state is None:
-            if tp.partition not in self.assigned:
+            state = await self._start_partition(tp, records[0].offset)
+            if state is None:
                 return
-            state = await self._restore(tp.partition, records[0].offset)
-            self.states[tp.partition] = state
         size = self.settings.block_size
         now_ms = int(time.time() * 1000)
         consumed = counted = duplicates = late = tokens = 0
@@ -271,6 +275,33 @@ class PreAggregator:
             state.pending_ms.clear()
 
     # Restore ------------------------------------------------------------------------
+    async def _start_partition(
+        self, tp: TopicPartition, first_offset: int
+    ) -> PartitionState | None:
+        """State for a partition whose records start at ``first_offset``; None to re-fetch.
+
+        Cumulative block sums are only reproducible from a block's first offset, so a fetch
+        that starts mid-block is discarded and the consumer sent back to the block start
+        (unless retention already deleted it).
+        """
+        assert self._consumer is not None
+        self.states.pop(tp.partition, None)
+        if tp.partition not in self.assigned:
+            return None
+        block_start = block_of(first_offset, self.settings.block_size) * self.settings.block_size
+        if first_offset != block_start:
+            log_start = (await self._consumer.beginning_offsets([tp]))[tp]
+            if block_start >= log_start:
+                log.info("partition %d: rewinding from %d to block start %d",
+                         tp.partition, first_offset, block_start)  # fmt: skip
+                self._consumer.seek(tp, block_start)
+                return None
+        state = await self._restore(tp.partition, first_offset)
+        if tp.partition not in self.assigned:
+            return None
+        self.states[tp.partition] = state
+        return state
+
     async def _restore(self, partition: int, first_offset: int) -> PartitionState:
         """Rebuild the dedup memory and watermark of a newly assigned partition."""
         s = self.settings

@@ -44,11 +44,13 @@ class Settings:
 
     # Stream core
     partitions: int = 8
+    replication: int = 1
     top_n: int = 10
     grace_seconds: int = 3600
     idle_close_seconds: int = 300
     dedup_horizon_seconds: int = 86400
     retention_weeks: int = 26
+    retention_check_seconds: int = 60
     surge_pct: float = 50.0
     flush_interval_ms: int = 500
     block_size: int = 20000

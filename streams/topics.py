@@ -36,11 +36,12 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     ]
 
 
-async def ensure_topics(settings: Settings, replication: int = 1) -> list[str]:
+async def ensure_topics(settings: Settings, replication: int | None = None) -> list[str]:
     """Create missing topics; return the names that were created (idempotent)."""
     admin = AIOKafkaAdminClient(**settings.kafka_client_options())
     await admin.start()
     created: list[str] = []
+    replication = replication or settings.replication
     try:
         existing = set(await admin.list_topics())
         wanted = [t for t in topic_specs(settings) if t.name not in existing]

@@ -21,8 +21,7 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
 from aggregations.partials import decode_partials, partition_for
-from aggregations.totals import apply_partial, split_key
-from aggregations.weeks import week_end_ms
+from aggregations.totals import apply_partial, expired_keys
 from streams import metrics
 from streams.catalog import load_catalog
 from streams.preaggregator import PreAggregator
@@ -34,8 +33,6 @@ from streams.topics import ensure_topics
 from streams.web import serve_health
 
 log = logging.getLogger("tokenboard.worker")
-WEEK_MS = 7 * 86_400_000
-RETENTION_CHECK_S = 60.0
 
 
 @dataclass
@@ -80,7 +77,7 @@ def build_app(settings: Settings) -> WorkerParts:
         broker_credentials=_faust_credentials(settings),
         store="memory://",
         topic_partitions=settings.partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=settings.replication,
         web_enabled=False,
         autodiscover=False,
         producer_acks=-1,
@@ -135,17 +132,12 @@ def build_app(settings: Settings) -> WorkerParts:
     def _expire_old_weeks(partition: int) -> None:
         """Tombstone this partition's keys of weeks past the retention horizon."""
         now = time.monotonic()
-        if now - retention_checked.get(partition, 0.0) < RETENTION_CHECK_S:
+        if now - retention_checked.get(partition, 0.0) < settings.retention_check_seconds:
             return
         retention_checked[partition] = now
         newest = max((v["ts"] for v in weekly.values() if v), default=0)
-        horizon = newest - settings.retention_weeks * WEEK_MS
-        doomed = [
-            key
-            for key in list(weekly.keys())
-            if partition_for(key, settings.partitions) == partition
-            and week_end_ms(split_key(key)[1]) <= horizon
-        ]
+        owned = [k for k in weekly if partition_for(k, settings.partitions) == partition]
+        doomed = expired_keys(owned, newest, settings.retention_weeks)
         for key in doomed:
             del weekly[key]
         if doomed:
@@ -155,20 +147,32 @@ def build_app(settings: Settings) -> WorkerParts:
     writer = SnapshotWriter(redis_client, keys, parts.worker_id)
     seen_assignment: set[Any] = set()
 
+    def owned_partitions() -> set[int]:
+        assignment = app.consumer.assignment() if app.consumer else set()
+        return {tp.partition for tp in assignment if tp.topic == settings.partials_topic}
+
     @app.timer(settings.snapshot_interval_ms / 1000)
     async def snapshot() -> None:
-        assignment = set(app.consumer.assignment()) if app.consumer else set()
-        full = assignment != seen_assignment or await writer.needs_full_rewrite()
+        if app.rebalancing or getattr(app, "in_recovery", False):
+            return  # a full rewrite follows once the recovered table is complete
+        owned = owned_partitions()
+        full = owned != seen_assignment or await writer.needs_full_rewrite()
+        candidates = list(weekly.keys()) if full else list(parts.dirty)
+        parts.dirty.clear()
+        # The memory store keeps keys of partitions that moved to another worker; writing
+        # those stale values would overwrite the new owner's snapshot.
+        mine = [
+            (key, value)
+            for key in candidates
+            if partition_for(key, settings.partitions) in owned
+            and (value := weekly.get(key)) is not None
+        ]
+        if mine:
+            await writer.write(mine)
         if full:
             seen_assignment.clear()
-            seen_assignment.update(assignment)
-            await writer.write(list(weekly.items()))
+            seen_assignment.update(owned)
             await writer.mark_complete()
-            parts.dirty.clear()
-        elif parts.dirty:
-            batch = list(parts.dirty)
-            parts.dirty.clear()
-            await writer.write((k, v) for k in batch if (v := weekly.get(k)) is not None)
         if writer.last_write_s:
             metrics.SNAPSHOT_AGE.set(time.time() - writer.last_write_s)
 

@@ -548,6 +548,22 @@ def test_console_script_exists() -> None:
     assert project["project"]["requires-python"] == ">=3.11"
 
 
+def test_commands_are_cli_commands(compose: dict[str, Any]) -> None:
+    """Every command run by compose and Kubernetes parses with the tokenboard CLI."""
+    import streams.commands  # noqa: F401  - registers the pipeline commands
+    from streams.cli import build_parser
+
+    commands = [s["command"] for n, s in compose["services"].items() if n in TOKENBOARD_SERVICES]
+    resources = builtin_kustomize(BASE)
+    commands += [main_container(deployment(resources, c))["args"] for c in COMPONENT_PORTS]
+    parser = build_parser()
+    for argv in commands:
+        try:
+            parser.parse_args(argv)
+        except SystemExit:
+            pytest.fail(f"`tokenboard {' '.join(argv)}` is not a valid command")
+
+
 # --- Kubernetes -----------------------------------------------------------------------------
 
 

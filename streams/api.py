@@ -1,0 +1,315 @@
+"""``tokenboard api``: the read-only HTTP API, its live event stream and the dashboard.
+
+Every route is a GET over :mod:`streams.queries` (Redis) or a tail of the rankings and alerts
+topics; no route writes anything. Any other method is answered with 405, errors are JSON
+(``{"error": ..., "status": ...}``) and the document at ``/openapi.json`` describes every
+response body (``streams.openapi_read``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from aiohttp import web
+from aiokafka.errors import KafkaError
+from redis.exceptions import RedisError
+
+from streams import queries
+from streams.metrics import HTTP_REQUESTS
+from streams.openapi_read import openapi_document
+from streams.redis_keys import RedisKeys
+from streams.reporting import weekly_report
+from streams.settings import Settings
+from streams.state import WeekNotFound, read_state
+from streams.views import EventNamer, EventTail, describe_event
+from streams.web import health_routes
+
+SERVICE = "api"
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+READ_METHODS = frozenset({"GET", "HEAD"})
+MAX_ROWS = 100
+MAX_BACKLOG = 500
+# A stream writes at least this often so that a vanished client is noticed and proxies
+# do not time the connection out.
+KEEPALIVE_S = 10.0
+READY_PING_S = 2.0
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class _Health:
+    """Whether Redis answered the last ping (the API is useless without it)."""
+
+    def __init__(self) -> None:
+        self.ready = False
+
+
+SETTINGS = web.AppKey("settings", Settings)
+KEYS = web.AppKey("keys", RedisKeys)
+REDIS = web.AppKey("redis", aioredis.Redis)
+HEALTH = web.AppKey("health", _Health)
+STOPPING = web.AppKey("stopping", asyncio.Event)
+
+
+def build_api_app(settings: Settings) -> web.Application:
+    """The API application: routes, middlewares, Redis client and readiness probe."""
+    app = web.Application(middlewares=[_metrics_middleware, _read_only_middleware, _errors])
+    app[SETTINGS] = settings
+    app[KEYS] = RedisKeys(settings.redis_prefix)
+    app[HEALTH] = _Health()
+    app[STOPPING] = asyncio.Event()
+    app.cleanup_ctx.append(_redis_context)
+    app.on_shutdown.append(_stop_streams)
+    dimension = "{dimension:model|country|vendor}"
+    app.add_routes(
+        [
+            web.get(f"/v1/leaderboard/{dimension}", _leaderboard),
+            web.get(f"/v1/leaderboard/{dimension}/rolling", _rolling),
+            web.get("/v1/report", _report),
+            # Model ids contain slashes (deepseek/deepseek-v4-flash).
+            web.get("/v1/history/model/{model_id:.+}", _history("model", "model_id")),
+            web.get("/v1/history/country/{code}", _history("country", "code")),
+            web.get("/v1/history/vendor/{name}", _history("vendor", "name")),
+            web.get("/v1/overview", _overview),
+            web.get("/v1/countries/shares", _shares),
+            web.get("/v1/events/stream", _events_stream),
+            web.get("/openapi.json", _openapi),
+            web.get("/", _dashboard),
+            web.get("/static/{path:.+}", _static),
+            *health_routes(lambda: app[HEALTH].ready, SERVICE),
+        ]
+    )
+    return app
+
+
+def run_api(args: argparse.Namespace, settings: Settings) -> int:
+    """CLI handler: serve the API and the dashboard until Ctrl-C."""
+    port = args.port or settings.api_port
+    host = args.host
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    print(f"tokenboard api: dashboard http://{shown}:{port}/  ·  spec /openapi.json", flush=True)
+    web.run_app(build_api_app(settings), host=host, port=port, access_log=None, print=None)
+    return 0
+
+
+# Middlewares ------------------------------------------------------------------------------
+@web.middleware
+async def _metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count every request by route template and status."""
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        HTTP_REQUESTS.labels(SERVICE, route, str(status)).inc()
+
+
+@web.middleware
+async def _read_only_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse every method but GET and HEAD, whatever the path: the API never writes."""
+    if request.method not in READ_METHODS:
+        return _error(405, f"{request.method} is not allowed: this API is read-only", allow=True)
+    return await handler(request)
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn lookups, bad parameters and outages into JSON errors."""
+    try:
+        return await handler(request)
+    except (WeekNotFound, queries.MemberNotFound) as exc:
+        return _error(404, str(exc))
+    except ValueError as exc:
+        return _error(400, str(exc))
+    except RedisError as exc:
+        return _error(503, f"Redis unavailable: {exc}")
+    except KafkaError as exc:
+        return _error(503, f"Kafka unavailable: {exc}")
+    except web.HTTPNotFound:
+        return _error(404, f"no route {request.path}: see /openapi.json")
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _error(exc.status, exc.reason)
+
+
+def _error(status: int, message: str, *, allow: bool = False) -> web.Response:
+    headers = {"Allow": "GET, HEAD"} if allow else None
+    return web.json_response(
+        {"error": message, "status": status}, status=status, headers=headers, dumps=_dumps
+    )
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _json(value: Any) -> web.Response:
+    return web.json_response(value, dumps=_dumps)
+
+
+# Parameters -------------------------------------------------------------------------------
+def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _week_param(request: web.Request) -> str:
+    # Explicit week ids are checked by resolve_week; the two words are the only others.
+    return request.query.get("week") or "current"
+
+
+# Handlers ---------------------------------------------------------------------------------
+async def _leaderboard(request: web.Request) -> web.Response:
+    app = request.app
+    n = _int_param(request, "n", 10, 1, MAX_ROWS)
+    board = await queries.leaderboard(
+        app[REDIS], app[KEYS], request.match_info["dimension"], _week_param(request), n
+    )
+    return _json(board)
+
+
+async def _rolling(request: web.Request) -> web.Response:
+    app = request.app
+    days = _int_param(request, "days", 7, 1, queries.MAX_ROLLING_DAYS)
+    n = _int_param(request, "n", 10, 1, MAX_ROWS)
+    end = request.query.get("end") or None
+    board = await queries.rolling_leaderboard(
+        app[REDIS], app[KEYS], request.match_info["dimension"], end, days, n
+    )
+    return _json(board)
+
+
+async def _report(request: web.Request) -> web.Response:
+    top = _int_param(request, "top", request.app[SETTINGS].top_n, 1, MAX_ROWS)
+    return _json(await weekly_report(request.app[SETTINGS], _week_param(request), top))
+
+
+def _history(dimension: str, param: str) -> Handler:
+    async def handler(request: web.Request) -> web.Response:
+        member = request.match_info[param]
+        if dimension == "country":
+            member = member.upper()
+        app = request.app
+        return _json(await queries.history(app[REDIS], app[KEYS], dimension, member))
+
+    return handler
+
+
+async def _overview(request: web.Request) -> web.Response:
+    return _json(await queries.overview(request.app[REDIS], request.app[KEYS]))
+
+
+async def _shares(request: web.Request) -> web.Response:
+    app = request.app
+    weeks = (await read_state(app[REDIS], app[KEYS])).weeks
+    last = _int_param(request, "weeks", len(weeks) or 1, 1, 520)
+    return _json(await queries.country_shares(app[REDIS], app[KEYS], weeks[-last:]))
+
+
+async def _openapi(request: web.Request) -> web.Response:
+    return _json(openapi_document())
+
+
+async def _dashboard(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+async def _static(request: web.Request) -> web.FileResponse:
+    # Checked here rather than by add_static, whose 404 is decided after the middlewares ran
+    # and so could not be a JSON error.
+    target = (STATIC_DIR / request.match_info["path"]).resolve()
+    if not target.is_relative_to(STATIC_DIR) or not target.is_file():
+        raise web.HTTPNotFound()
+    return web.FileResponse(target)
+
+
+async def _events_stream(request: web.Request) -> web.StreamResponse:
+    """Server-Sent Events: one ``data: <json>`` message per ranking change or alert.
+
+    The first message is ``event: ready``: from then on every published event reaches this
+    client. Each payload is the event as published plus ``name`` (display name of the
+    member) and ``text`` (the line ``tokenboard watch`` prints).
+    """
+    app = request.app
+    backlog = _int_param(request, "backlog", 0, 0, MAX_BACKLOG)
+    tail = EventTail(app[SETTINGS], backlog=backlog)
+    # Start before answering so that an unreachable broker is a 503, not a silent stream.
+    await tail.start()
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",  # nginx would otherwise hold messages back
+        }
+    )
+    try:
+        await response.prepare(request)
+        await response.write(b"event: ready\ndata: {}\n\n")
+        namer = EventNamer(app[REDIS], app[KEYS])
+        written = time.monotonic()
+        while not app[STOPPING].is_set():
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                break
+            for event in await tail.next_batch(timeout_ms=1000):
+                name = await namer.name(event)
+                payload = {**event, "name": name, "text": describe_event(event, name)}
+                await response.write(b"data: " + orjson.dumps(payload) + b"\n\n")
+                written = time.monotonic()
+            if time.monotonic() - written > KEEPALIVE_S:
+                await response.write(b": keep-alive\n\n")
+                written = time.monotonic()
+    except ConnectionResetError:
+        pass  # the browser went away; nothing is owed to anyone
+    finally:
+        await tail.stop()
+    return response
+
+
+# Lifecycle --------------------------------------------------------------------------------
+async def _redis_context(app: web.Application) -> AsyncIterator[None]:
+    client = aioredis.from_url(app[SETTINGS].redis_url, decode_responses=True)
+    app[REDIS] = client
+    pinger = asyncio.create_task(_ping_forever(client, app[HEALTH]))
+    yield
+    pinger.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await pinger
+    await client.aclose()
+
+
+async def _ping_forever(client: aioredis.Redis, health: _Health) -> None:
+    while True:
+        try:
+            health.ready = bool(await client.ping())
+        except (RedisError, OSError):
+            health.ready = False
+        await asyncio.sleep(READY_PING_S)
+
+
+async def _stop_streams(app: web.Application) -> None:
+    # Open event streams would otherwise hold the shutdown until its timeout.
+    app[STOPPING].set()

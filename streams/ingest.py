@@ -1,0 +1,347 @@
+"""``tokenboard ingest``: the HTTP gateway in front of the usage topic.
+
+``POST /v1/events`` takes one event, a JSON array or NDJSON, validates every event on its own
+(:func:`aggregations.events.decode_batch`) and answers per event. An event is reported
+accepted only after Kafka acknowledged it. When Kafka cannot be reached the whole request
+gets 503 with ``Retry-After`` and no event is reported accepted; retrying it is safe because
+events that reached Kafka anyway carry the same ``event_id`` and the pre-aggregator drops
+duplicates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import logging
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiohttp import web
+from aiokafka.errors import KafkaError
+
+from aggregations.events import InvalidEvent, Limits, UsageEvent, decode_batch, encode_event
+from streams import metrics
+from streams.openapi_ingest import ingest_openapi
+from streams.producer import UsageProducer
+from streams.settings import Settings
+from streams.topics import ensure_topics
+from streams.web import health_routes
+
+__all__ = ["DEFAULT_RATE_LIMIT", "RateLimit", "RateLimiter", "build_ingest_app", "run_ingest"]
+
+log = logging.getLogger("tokenboard.ingest")
+
+SERVICE = "ingest"
+#: How long a request waits for Kafka's acknowledgements before answering 503. Bounded well
+#: below the producer's own 30 s request timeout so clients are not left hanging.
+SEND_TIMEOUT_S = 10.0
+#: ``Retry-After`` seconds of a 503: about how long a broker restart or failover takes.
+UNAVAILABLE_RETRY_AFTER_S = 5
+CONNECT_BACKOFF_FIRST_S = 0.5
+CONNECT_BACKOFF_MAX_S = 10.0
+
+JSON_TYPES = frozenset(
+    {"application/json", "application/cloudevents+json", "application/cloudevents-batch+json"}
+)
+NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl"})
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """Per-client token bucket: ``rate`` requests per second sustained, bursts up to ``burst``.
+
+    The defaults let one client send ~50 batch requests a second (tens of thousands of
+    events) while stopping a runaway retry loop. ``max_clients`` bounds the memory.
+    """
+
+    rate: float = 50.0
+    burst: int = 200
+    max_clients: int = 10_000
+
+
+DEFAULT_RATE_LIMIT = RateLimit()
+
+
+class RateLimiter:
+    """Token buckets per client id, the least recently seen client evicted first."""
+
+    def __init__(self, limit: RateLimit, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = limit
+        self._clock = clock
+        # client -> (tokens left, when they were counted)
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def acquire(self, client: str) -> float:
+        """Take one token for ``client``: 0.0 when allowed, else the seconds until allowed."""
+        now = self._clock()
+        limit = self.limit
+        tokens, at = self._buckets.pop(client, (float(limit.burst), now))
+        tokens = min(float(limit.burst), tokens + (now - at) * limit.rate)
+        wait = 0.0
+        if tokens >= 1.0:
+            tokens -= 1.0
+        else:
+            wait = (1.0 - tokens) / limit.rate
+        self._buckets[client] = (tokens, now)
+        if len(self._buckets) > limit.max_clients:
+            # An evicted client comes back with a full bucket; it was the idlest one anyway.
+            self._buckets.popitem(last=False)
+        return wait
+
+
+def _json(status: int, body: object, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        status=status, body=orjson.dumps(body), content_type="application/json", headers=headers
+    )
+
+
+def _error(
+    status: int, error: str, detail: str, headers: dict[str, str] | None = None
+) -> web.Response:
+    return _json(status, {"error": error, "detail": detail}, headers)
+
+
+def _result(index: int, item: UsageEvent | InvalidEvent) -> dict[str, Any]:
+    if isinstance(item, InvalidEvent):
+        return {"index": index, "status": "rejected", **item.as_dict()}
+    return {"index": index, "event_id": item.event_id, "status": "accepted"}
+
+
+class IngestGateway:
+    """State and handlers of one gateway: the producer, its connection, keys and limits."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        producer: UsageProducer | None,
+        rate_limit: RateLimit | None,
+        send_timeout_s: float,
+    ) -> None:
+        self.settings = settings
+        self._producer = producer
+        self.limits = Limits(max_event_bytes=settings.max_event_bytes)
+        self.send_timeout_s = send_timeout_s
+        # Digests, not keys: comparing equal-length digests leaks neither content nor length.
+        self._key_digests = [hashlib.sha256(k.encode()).digest() for k in settings.api_key_set]
+        self._limiter = RateLimiter(rate_limit) if rate_limit is not None else None
+        self.connected = False
+        self._connector: asyncio.Task[None] | None = None
+
+    @property
+    def producer(self) -> UsageProducer:
+        """The producer; exists once the application started."""
+        if self._producer is None:
+            raise RuntimeError("the ingest application has not started")
+        return self._producer
+
+    # Lifecycle -------------------------------------------------------------------------
+    async def on_startup(self, app: web.Application) -> None:
+        """Connect to Kafka in the background so the gateway serves (503s) while it is down."""
+        if self._producer is None:
+            # aiokafka clients bind to the running loop, so the default one is made here.
+            self._producer = UsageProducer(self.settings)
+        self._connector = asyncio.create_task(self._connect())
+
+    async def on_cleanup(self, app: web.Application) -> None:
+        """Stop connecting, then flush and close the producer."""
+        if self._connector is not None:
+            self._connector.cancel()
+            await asyncio.gather(self._connector, return_exceptions=True)
+        self.connected = False
+        if self._producer is not None:
+            await self._producer.stop()
+
+    async def _connect(self) -> None:
+        delay = CONNECT_BACKOFF_FIRST_S
+        while True:
+            try:
+                await self.producer.start()
+                break
+            except (KafkaError, OSError) as exc:
+                log.warning(
+                    "Kafka at %s unreachable (%s), retrying in %.1f s",
+                    self.settings.kafka_bootstrap,
+                    exc,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, CONNECT_BACKOFF_MAX_S)
+        try:
+            # Before the first send: an auto-created usage topic would get the broker's
+            # default partition count instead of TOKENBOARD_PARTITIONS.
+            await ensure_topics(self.settings)
+        except (KafkaError, OSError, RuntimeError) as exc:
+            log.warning("could not check the topics (%s); sending anyway", exc)
+        self.connected = True
+        log.info("connected to Kafka at %s", self.settings.kafka_bootstrap)
+
+    # Request checks --------------------------------------------------------------------
+    def _identify(self, request: web.Request) -> tuple[str, bool]:
+        """The client id for rate limiting and whether the request is authorized."""
+        remote = f"ip:{request.remote or 'unknown'}"
+        if not self._key_digests:
+            return remote, True
+        given = request.headers.get("X-API-Key", "")
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            given = token.strip()
+        if not given:
+            return remote, False
+        digest = hashlib.sha256(given.encode()).digest()
+        matched = False
+        # Compare against every key, without stopping early, so timing reveals nothing.
+        for key_digest in self._key_digests:
+            matched |= hmac.compare_digest(digest, key_digest)
+        # Keyed clients share one bucket per key, wherever they connect from; the id is a
+        # digest prefix so no key ever sits in memory tables or logs.
+        return (f"key:{digest.hex()[:16]}", True) if matched else (remote, False)
+
+    def _too_large(self, size: int | None) -> web.Response:
+        limit = self.settings.max_request_bytes
+        what = f"request body is {size} bytes" if size is not None else "request body is too large"
+        return _error(413, "payload_too_large", f"{what}, the limit is {limit} bytes")
+
+    def _unavailable(self, detail: str) -> web.Response:
+        body = {"error": "kafka_unavailable", "detail": detail, "accepted": 0}
+        return _json(503, body, {"Retry-After": str(UNAVAILABLE_RETRY_AFTER_S)})
+
+    # Handlers ---------------------------------------------------------------------------
+    async def post_events(self, request: web.Request) -> web.Response:
+        """``POST /v1/events``."""
+        client, authorized = self._identify(request)
+        if self._limiter is not None:
+            # Before the key check, so guessing keys is rate limited too.
+            wait = self._limiter.acquire(client)
+            if wait > 0:
+                return _error(
+                    429,
+                    "rate_limited",
+                    "too many requests from this client",
+                    {"Retry-After": str(max(1, math.ceil(wait)))},
+                )
+        if not authorized:
+            return _error(
+                401,
+                "unauthorized",
+                "send an API key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
+                {"WWW-Authenticate": 'Bearer realm="tokenboard"'},
+            )
+        if request.content_type not in JSON_TYPES | NDJSON_TYPES:
+            return _error(
+                415,
+                "unsupported_media_type",
+                f"Content-Type {request.content_type!r} is not supported: use application/json "
+                "(one event or an array) or application/x-ndjson",
+            )
+        declared = request.content_length
+        if declared is not None and declared > self.settings.max_request_bytes:
+            return self._too_large(declared)
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            # A chunked body without Content-Length that grew past client_max_size.
+            return self._too_large(None)
+
+        results = decode_batch(body, now_ms=time.time_ns() // 1_000_000, limits=self.limits)
+        events = [r for r in results if isinstance(r, UsageEvent)]
+        if events:
+            if not self.connected:
+                return self._unavailable("not connected to Kafka yet; nothing was accepted")
+            try:
+                await asyncio.wait_for(self._send(events), self.send_timeout_s)
+            except (TimeoutError, KafkaError) as exc:
+                log.warning("sending %d events failed: %r", len(events), exc)
+                return self._unavailable(
+                    f"Kafka did not acknowledge the events ({type(exc).__name__}); "
+                    "nothing was accepted, retry the request"
+                )
+        rejected = len(results) - len(events)
+        status = 200 if not rejected else (400 if not events else 207)
+        return _json(
+            status,
+            {
+                "accepted": len(events),
+                "rejected": rejected,
+                "results": [_result(i, item) for i, item in enumerate(results)],
+            },
+        )
+
+    async def _send(self, events: list[UsageEvent]) -> None:
+        """Queue every event, then wait for all acknowledgements; raises the first failure."""
+        futures = [await self.producer.send_raw(e.event_id, encode_event(e)) for e in events]
+        # return_exceptions: every failure is collected, none left "never retrieved".
+        outcomes = await asyncio.gather(*futures, return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        metrics.EVENTS_PRODUCED.labels(self.producer.topic).inc(len(events))
+
+
+@web.middleware
+async def _count_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        resource = request.match_info.route.resource
+        # Unmatched paths share one label: arbitrary URLs must not create new time series.
+        route = resource.canonical if resource is not None else "unmatched"
+        metrics.HTTP_REQUESTS.labels(SERVICE, route, str(status)).inc()
+
+
+def build_ingest_app(
+    settings: Settings,
+    producer: UsageProducer | None = None,
+    *,
+    rate_limit: RateLimit | None = DEFAULT_RATE_LIMIT,
+    send_timeout_s: float = SEND_TIMEOUT_S,
+) -> web.Application:
+    """The gateway as an aiohttp application.
+
+    ``producer`` (default: a :class:`UsageProducer` for ``settings``, made on startup) must
+    not be started: the application starts it on startup, retrying in the background while
+    Kafka is unreachable, and stops it on cleanup. ``rate_limit`` None disables rate limiting.
+    """
+    gateway = IngestGateway(settings, producer, rate_limit, send_timeout_s)
+    app = web.Application(client_max_size=settings.max_request_bytes, middlewares=[_count_requests])
+    document = ingest_openapi(settings)
+
+    async def openapi(request: web.Request) -> web.Response:
+        return _json(200, document)
+
+    app.add_routes(
+        [
+            web.post("/v1/events", gateway.post_events),
+            web.get("/openapi.json", openapi),
+            *health_routes(lambda: gateway.connected, SERVICE),
+        ]
+    )
+    app.on_startup.append(gateway.on_startup)
+    app.on_cleanup.append(gateway.on_cleanup)
+    return app
+
+
+def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    """CLI handler: serve the gateway until SIGINT/SIGTERM."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    port = args.port if args.port is not None else settings.ingest_port
+    if not settings.api_key_set:
+        log.warning("TOKENBOARD_API_KEYS is empty: the gateway accepts events without a key")
+    log.info("ingest gateway on http://%s:%d/v1/events (API: /openapi.json)", args.host, port)
+    # No access log: one line per request costs more than the request at high rates.
+    web.run_app(build_ingest_app(settings), host=args.host, port=port, access_log=None, print=None)
+    return 0

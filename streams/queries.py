@@ -1,0 +1,358 @@
+"""Read-side queries over the Redis key schema, returning plain JSON-ready dicts.
+
+The CLI views and the HTTP API share these functions, so a number printed by ``tokenboard top``
+is the number the API and the dashboard show. Nothing here writes to Redis: even the rolling
+board, which Redis could compute with ZUNIONSTORE, is summed in Python because that command
+needs a destination key.
+
+Ranks, previous ranks and week-over-week figures are computed from the weekly sorted sets with
+the pure ranking rules rather than read from the rank fields the ranker writes: the sorted
+sets are what the snapshot writers update first, so the figures never lag the tokens shown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date, timedelta
+from typing import Any, Literal
+
+import redis.asyncio as aioredis
+
+from aggregations.growth import growth_streak, wow_pct
+from aggregations.rankings import Ranked, rank, rank_of
+from aggregations.report import COUNTRY_NAMES, rank_move
+from aggregations.weeks import day_id, parse_week, previous_week, week_of_day
+from streams.redis_keys import RedisKeys
+from streams.state import WeekNotFound, read_state, resolve_week
+
+__all__ = [
+    "DIMENSIONS",
+    "Dimension",
+    "MemberNotFound",
+    "country_shares",
+    "history",
+    "leaderboard",
+    "overview",
+    "rolling_leaderboard",
+]
+
+Dimension = Literal["model", "country", "vendor"]
+DIMENSIONS: tuple[Dimension, ...] = ("model", "country", "vendor")
+UNKNOWN_VENDOR = "unknown"
+UNKNOWN_COUNTRY = "ZZ"
+MAX_ROLLING_DAYS = 31
+
+
+class MemberNotFound(LookupError):
+    """The requested model, country or vendor has no data in any retained week."""
+
+
+def check_dimension(dimension: str) -> Dimension:
+    """Return ``dimension`` if it is a ranked dimension, else raise ValueError."""
+    for known in DIMENSIONS:
+        if dimension == known:
+            return known
+    raise ValueError(f"unknown dimension {dimension!r}: expected one of {', '.join(DIMENSIONS)}")
+
+
+async def leaderboard(
+    client: aioredis.Redis, keys: RedisKeys, dimension: str, week: str, n: int
+) -> dict[str, Any]:
+    """The top ``n`` of a dimension in ``week`` (``current``, ``last`` or ``2026-W47``).
+
+    Raises WeekNotFound when the week has no data and ValueError for a bad dimension, week
+    spelling or ``n``.
+    """
+    dim = check_dimension(dimension)
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    week_id = await resolve_week(client, keys, week)
+    prev = previous_week(week_id)
+    pipe = client.pipeline(transaction=False)
+    pipe.zrange(keys.leaderboard(dim, week_id), 0, -1, withscores=True)
+    pipe.zrange(keys.leaderboard(dim, prev), 0, -1, withscores=True)
+    pipe.hget(keys.total(week_id), "tokens")
+    pipe.exists(keys.total(prev))
+    current_rows, prev_rows, total, has_prev = await pipe.execute()
+    if total is None and not current_rows:
+        raise WeekNotFound(f"no data for {week_id}")
+    ranking = rank(_scores(current_rows))
+    before = rank(_scores(prev_rows))
+    prev_ranks = rank_of(before)
+    prev_tokens = {r.member: r.tokens for r in before}
+    top = ranking[:n]
+    details = await _member_details(client, keys, dim, week_id, [r.member for r in top])
+    total_tokens = int(total) if total is not None else sum(r.tokens for r in ranking)
+    rows = []
+    for row in top:
+        detail = details.get(row.member, {})
+        old = prev_tokens.get(row.member)
+        rows.append(
+            {
+                "rank": row.rank,
+                "member": row.member,
+                **_labels(dim, row.member, detail),
+                "tokens": row.tokens,
+                "prompt": _int(detail.get("prompt")),
+                "completion": _int(detail.get("completion")),
+                "calls": _int(detail.get("calls")),
+                "share_pct": _share(row.tokens, total_tokens),
+                "prev_tokens": old,
+                "prev_rank": prev_ranks.get(row.member),
+                "wow_pct": wow_pct(row.tokens, old),
+                "move": rank_move(row.rank, prev_ranks.get(row.member)),
+            }
+        )
+    return {
+        "dimension": dim,
+        "week": week_id,
+        "previous_week": prev,
+        # Without last week's data every row would read "new"; views say so once instead.
+        "has_previous": bool(has_prev or prev_rows),
+        "total_tokens": total_tokens,
+        "ranked": len(ranking),
+        "rows": rows,
+    }
+
+
+async def history(
+    client: aioredis.Redis, keys: RedisKeys, dimension: str, member: str
+) -> dict[str, Any]:
+    """Weekly series of one member over every week with data, oldest first.
+
+    Weeks in which the member had no traffic are kept with ``tokens`` 0 and ``rank`` null so
+    that a chart shows the gap; raises MemberNotFound when it has no traffic in any week.
+    """
+    dim = check_dimension(dimension)
+    state = await read_state(client, keys)
+    pipe = client.pipeline(transaction=False)
+    for week in state.weeks:
+        pipe.zrange(keys.leaderboard(dim, week), 0, -1, withscores=True)
+        pipe.hget(keys.total(week), "tokens")
+    results = await pipe.execute()
+    series = []
+    tokens_by_week: dict[str, int] = {}
+    latest_with_data: str | None = None
+    for i, week in enumerate(state.weeks):
+        ranking = rank(_scores(results[2 * i]))
+        mine = next((r for r in ranking if r.member == member), None)
+        tokens = mine.tokens if mine else 0
+        tokens_by_week[week] = tokens
+        if mine is not None:
+            latest_with_data = week
+        before = tokens_by_week.get(previous_week(week))
+        series.append(
+            {
+                "week": week,
+                "tokens": tokens,
+                "rank": mine.rank if mine else None,
+                "ranked": len(ranking),
+                "share_pct": _share(tokens, _int(results[2 * i + 1])),
+                "prev_tokens": before if before else None,
+                "wow_pct": wow_pct(tokens, before if before else None),
+            }
+        )
+    if latest_with_data is None:
+        raise MemberNotFound(f"no {dim} {member!r} in any week with data")
+    detail = (await _member_details(client, keys, dim, latest_with_data, [member]))[member]
+    return {
+        "dimension": dim,
+        "member": member,
+        **_labels(dim, member, detail),
+        "weeks": series,
+    }
+
+
+async def rolling_leaderboard(
+    client: aioredis.Redis,
+    keys: RedisKeys,
+    dimension: str,
+    end_day: str | None = None,
+    days: int = 7,
+    n: int = 10,
+) -> dict[str, Any]:
+    """The top ``n`` over the ``days`` UTC days ending at ``end_day`` (default: watermark day).
+
+    Sums the daily sorted sets in Python (read only). Raises WeekNotFound before any data
+    arrived and ValueError for a bad dimension, day, ``days`` or ``n``.
+    """
+    dim = check_dimension(dimension)
+    if not 1 <= days <= MAX_ROLLING_DAYS:
+        raise ValueError(f"days must be between 1 and {MAX_ROLLING_DAYS}, got {days}")
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    state = await read_state(client, keys)
+    if end_day is None:
+        if not state.watermark_ms:
+            raise WeekNotFound("no data yet: is a worker running, and has anything been produced?")
+        end_day = day_id(state.watermark_ms)
+    last = _parse_day(end_day)
+    window = [(last - timedelta(days=back)).isoformat() for back in range(days - 1, -1, -1)]
+    pipe = client.pipeline(transaction=False)
+    for day in window:
+        pipe.zrange(keys.daily(dim, day), 0, -1, withscores=True)
+    sums: dict[str, int] = {}
+    for rows in await pipe.execute():
+        for member, tokens in _scores(rows).items():
+            sums[member] = sums.get(member, 0) + tokens
+    ranking = rank(sums)
+    total = sum(r.tokens for r in ranking)
+    top = ranking[:n]
+    labels = await _latest_labels(client, keys, dim, state.weeks, top)
+    return {
+        "dimension": dim,
+        "from": window[0],
+        "to": window[-1],
+        "days": days,
+        "total_tokens": total,
+        "ranked": len(ranking),
+        "rows": [
+            {
+                "rank": r.rank,
+                "member": r.member,
+                **labels[r.member],
+                "tokens": r.tokens,
+                "share_pct": _share(r.tokens, total),
+            }
+            for r in top
+        ],
+    }
+
+
+async def country_shares(
+    client: aioredis.Redis, keys: RedisKeys, weeks: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Tokens per country and week, shaped for a stacked chart.
+
+    ``weeks`` defaults to every week with data. Countries are ordered by their tokens over
+    all the weeks, largest first; ``tokens`` holds one value per week in ``weeks`` order.
+    """
+    if weeks is None:
+        weeks = (await read_state(client, keys)).weeks
+    for week in weeks:
+        parse_week(week)
+    pipe = client.pipeline(transaction=False)
+    for week in weeks:
+        pipe.zrange(keys.leaderboard("country", week), 0, -1, withscores=True)
+        pipe.hget(keys.total(week), "tokens")
+    results = await pipe.execute()
+    per_week = [_scores(results[2 * i]) for i in range(len(weeks))]
+    overall: dict[str, int] = {}
+    for scores in per_week:
+        for country, tokens in scores.items():
+            overall[country] = overall.get(country, 0) + tokens
+    countries = [r.member for r in rank(overall)]
+    return {
+        "weeks": list(weeks),
+        "totals": [_int(results[2 * i + 1]) for i in range(len(weeks))],
+        "countries": [
+            {
+                "country": code,
+                "name": COUNTRY_NAMES.get(code, code),
+                "tokens": [scores.get(code, 0) for scores in per_week],
+            }
+            for code in countries
+        ],
+    }
+
+
+async def overview(client: aioredis.Redis, keys: RedisKeys) -> dict[str, Any]:
+    """Where the pipeline stands: current week, watermark, weeks and the global total."""
+    state = await read_state(client, keys)
+    pipe = client.pipeline(transaction=False)
+    for week in state.weeks:
+        pipe.hget(keys.total(week), "tokens")
+    pipe.get(keys.snapshot_at)
+    *values, snapshot_at = await pipe.execute()
+    totals = {w: int(v) for w, v in zip(state.weeks, values, strict=True) if v is not None}
+    current = state.current_week or (state.weeks[-1] if state.weeks else None)
+    total: dict[str, Any] | None = None
+    if current is not None:
+        tokens = totals.get(current, 0)
+        before = totals.get(previous_week(current))
+        total = {
+            "tokens": tokens,
+            "prev_tokens": before,
+            "wow_pct": wow_pct(tokens, before),
+            "growth_streak": growth_streak(totals, current),
+        }
+    return {
+        "current_week": current,
+        "last_closed_week": state.last_closed,
+        "watermark_ms": state.watermark_ms,
+        "snapshot_at_ms": _int(snapshot_at) if snapshot_at is not None else None,
+        "weeks": state.weeks,
+        "closed_weeks": state.closed,
+        "total": total,
+    }
+
+
+# Helpers ----------------------------------------------------------------------------------
+async def _member_details(
+    client: aioredis.Redis, keys: RedisKeys, dimension: str, week: str, members: Sequence[str]
+) -> dict[str, dict[str, str]]:
+    pipe = client.pipeline(transaction=False)
+    for member in members:
+        pipe.hgetall(keys.member(dimension, week, member))
+    rows = await pipe.execute()
+    return {
+        member: {_text(k): _text(v) for k, v in row.items()}
+        for member, row in zip(members, rows, strict=True)
+    }
+
+
+async def _latest_labels(
+    client: aioredis.Redis,
+    keys: RedisKeys,
+    dimension: str,
+    weeks: Sequence[str],
+    rows: Sequence[Ranked],
+) -> dict[str, dict[str, str]]:
+    """Display labels of members, from the most recent week that recorded them."""
+    labels: dict[str, dict[str, str]] = {}
+    missing = [r.member for r in rows]
+    for week in reversed(weeks):
+        if not missing:
+            break
+        details = await _member_details(client, keys, dimension, week, missing)
+        for member, detail in details.items():
+            if detail:
+                labels[member] = _labels(dimension, member, detail)
+        missing = [m for m in missing if m not in labels]
+    for member in missing:
+        labels[member] = _labels(dimension, member, {})
+    return labels
+
+
+def _labels(dimension: str, member: str, detail: Mapping[str, str]) -> dict[str, str]:
+    """Display fields: ``name`` for every dimension, ``vendor`` and ``country`` for models."""
+    if dimension == "model":
+        return {
+            "name": detail.get("name") or member,
+            "vendor": detail.get("vendor") or UNKNOWN_VENDOR,
+            "country": detail.get("country") or UNKNOWN_COUNTRY,
+        }
+    if dimension == "country":
+        return {"name": COUNTRY_NAMES.get(member, member)}
+    return {"name": member}
+
+
+def _parse_day(day: str) -> date:
+    week_of_day(day)  # the strict spelling check, with its clear error message
+    return date.fromisoformat(day)
+
+
+def _scores(rows: Sequence[tuple[bytes | str, float]]) -> dict[str, int]:
+    return {_text(member): int(score) for member, score in rows}
+
+
+def _share(tokens: int, total: int) -> float | None:
+    return tokens / total * 100 if total > 0 else None
+
+
+def _int(value: bytes | str | None) -> int:
+    return int(value) if value else 0
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,64 @@
+"""Scenario replay events sum exactly to the table, spread over each week."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from pathlib import Path
+
+import orjson
+import pytest
+
+from aggregations.events import decode_event, encode_event
+from aggregations.scenario import Scenario, replay_events, split_exact
+from aggregations.weeks import week_id
+
+SEED = Path(__file__).resolve().parents[1] / "data" / "seed-2026-w47.json"
+
+
+@pytest.fixture(scope="module")
+def seed() -> Scenario:
+    """The shipped seed scenario."""
+    return Scenario.from_mapping(orjson.loads(SEED.read_bytes()))
+
+
+@pytest.mark.parametrize("total", [0, 1, 7, 10**12 + 3, 3_430_000_000_000])
+@pytest.mark.parametrize("parts", [1, 3, 20])
+def test_split_exact_sums_to_total(total: int, parts: int) -> None:
+    """The parts add up exactly and none is negative."""
+    shares = split_exact(total, parts, random.Random(1))
+    assert sum(shares) == total
+    assert len(shares) == parts
+    assert min(shares) >= 0
+
+
+def test_replay_sums_equal_every_cell(seed: Scenario) -> None:
+    """Per (week, model) sums of the events equal the table exactly, in their own week."""
+    sums: dict[tuple[str, str], int] = defaultdict(int)
+    for event in replay_events(seed, 7):
+        sums[(week_id(event.ts_ms), event.model)] += event.tokens
+    assert dict(sums) == seed.cell_totals()
+
+
+def test_replay_events_are_valid_and_ordered(seed: Scenario) -> None:
+    """Every event passes validation and events come in event-time order with unique ids."""
+    events = list(replay_events(seed, 3))
+    assert len(events) == seed.event_count(3)
+    assert [e.ts_ms for e in events] == sorted(e.ts_ms for e in events)
+    assert len({e.event_id for e in events}) == len(events)
+    for event in events[:500]:
+        assert decode_event(encode_event(event), now_ms=event.ts_ms) == event
+
+
+def test_seed_week_totals(seed: Scenario) -> None:
+    """The seed's 2026-W47 total is the reported 28.9T."""
+    assert seed.week_totals()["2026-W47"] == 28_900_000_000_000
+
+
+def test_malformed_scenario_is_rejected() -> None:
+    """A row with the wrong number of cells is a clear error."""
+    with pytest.raises(ValueError, match="token cells"):
+        Scenario.from_mapping(
+            {"name": "x", "weeks": ["2026-W47"], "models": [
+                {"id": "a", "name": "A", "vendor": "V", "country": "US", "tokens": [1, 2]}]}
+        )  # fmt: skip
