@@ -80,6 +80,8 @@ class SnapshotWriter:
         if dimension == "total":
             pipe.hset(self.keys.total(week), mapping=fields)
             pipe.zadd(self.keys.weeks, {week: week_start_ms(week)})
+            for day, day_counts in days.items():
+                pipe.zadd(self.keys.daily("total", day), {member: day_counts[TOKENS]})
             return
         meta = value.get("m")
         if meta:

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
+from aggregations.growth import wow_pct
 from aggregations.report import ModelMeta, WeekData
-from aggregations.weeks import parse_week, previous_week
+from aggregations.rolling import week_to_date
+from aggregations.weeks import days_of_week, parse_week, previous_week, week_of_day
 from streams.redis_keys import RedisKeys
 
 
@@ -118,6 +120,35 @@ async def read_history(
         if w in history:
             meta.update(await read_meta(client, keys, w, list(history[w].models)))
     return history, meta
+
+
+async def daily_tokens(
+    client: aioredis.Redis, keys: RedisKeys, dimension: str, member: str, days: Sequence[str]
+) -> dict[str, int]:
+    """Tokens of one member (``total``/``all`` for the global total) per UTC day."""
+    pipe = client.pipeline(transaction=False)
+    for day in days:
+        pipe.zscore(keys.daily(dimension, day), member)
+    scores = await pipe.execute()
+    return {day: int(score) for day, score in zip(days, scores, strict=True) if score is not None}
+
+
+async def week_to_date_tokens(
+    client: aioredis.Redis, keys: RedisKeys, dimension: str, member: str, day: str
+) -> dict[str, object]:
+    """Week-to-date tokens up to ``day`` against last week up to the same weekday."""
+    this_week = week_of_day(day)
+    days = days_of_week(previous_week(this_week)) + days_of_week(this_week)
+    this, last = week_to_date(await daily_tokens(client, keys, dimension, member, days), day)
+    return {
+        "dimension": dimension,
+        "member": member,
+        "week": this_week,
+        "day": day,
+        "tokens": this,
+        "last_week_tokens": last,
+        "wow_pct": wow_pct(this, last),
+    }
 
 
 def _text(value: bytes | str) -> str:

@@ -19,6 +19,7 @@ from streams.redis_keys import RedisKeys
 from streams.replay import produce_scenario, wait_for_pipeline
 from streams.reporting import weekly_report
 from streams.settings import Settings
+from streams.state import week_to_date_tokens
 from streams.topics import ensure_topics
 from tests.integration.processes import WorkerProcess
 
@@ -84,6 +85,22 @@ async def test_seed_replay_gives_exact_tables_and_report(
     assert abs(second["wow_pct"] - 15.98) < 0.01
     dropped = {d["model"]: d for d in report["dropped"]}
     assert dropped["moonshotai/kimi-k2.6"]["prev_rank"] == 6
+
+    # Daily buckets answer week-to-date: on the week's Sunday it is the whole week.
+    client = aioredis.from_url(settings.redis_url)
+    try:
+        keys = RedisKeys(settings.redis_prefix)
+        wtd = await week_to_date_tokens(client, keys, "total", "all", "2026-11-22")
+        model_wtd = await week_to_date_tokens(
+            client, keys, "model", "deepseek/deepseek-v4-flash", "2026-11-22"
+        )
+    finally:
+        await client.aclose()
+    assert (wtd["tokens"], wtd["last_week_tokens"]) == (28_900_000_000_000, 26_908_000_000_000)
+    assert (model_wtd["tokens"], model_wtd["last_week_tokens"]) == (
+        3_430_000_000_000,
+        2_066_000_000_000,
+    )
 
 
 async def test_sigkill_during_replay_keeps_totals_exact(
