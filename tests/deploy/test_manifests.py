@@ -518,13 +518,19 @@ def test_dockerfile_entrypoint_ports_and_healthcheck() -> None:
     assert "curl" not in instructions["HEALTHCHECK"]
 
 
+def top_level_packages(project: dict[str, Any]) -> list[str]:
+    """Top-level packages named by the setuptools ``packages.find`` include patterns."""
+    patterns = project["tool"]["setuptools"]["packages"]["find"]["include"]
+    return [p.rstrip("*") for p in patterns]
+
+
 def test_dockerfile_copies_what_the_wheel_needs() -> None:
     """The builder copies pyproject, its readme and every package; .dockerignore keeps them."""
     project = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))
     needed = [
         "pyproject.toml",
         project["project"]["readme"],
-        *project["tool"]["setuptools"]["packages"],
+        *top_level_packages(project),
     ]
     copied = " ".join(a for k, a in dockerfile_instructions() if k == "COPY")
     ignored = {
@@ -543,7 +549,7 @@ def test_console_script_exists() -> None:
     project = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))
     target = project["project"]["scripts"]["tokenboard"]
     module, _, function = target.partition(":")
-    assert module.split(".")[0] in project["tool"]["setuptools"]["packages"]
+    assert module.split(".")[0] in top_level_packages(project)
     assert function
     assert project["project"]["requires-python"] == ">=3.11"
 
