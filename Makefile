@@ -37,6 +37,8 @@ test: setup lint
 	$(TEST_ENV) $(TB) stack up && $(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS) || status=$$?; \
 	$(TEST_ENV) $(TB) stack down; exit $$status
 
+# The demo needs no browser; its prerequisites inherit this.
+demo: export TOKENBOARD_SKIP_BROWSER := 1
 demo: setup
 	$(DEMO_ENV) bash deploy/local/demo.sh
 

@@ -69,3 +69,4 @@ def _history(p: argparse.ArgumentParser) -> None:
 def _watch(p: argparse.ArgumentParser) -> None:
     p.add_argument("--from-beginning", action="store_true", help="replay the topics' history")
     p.add_argument("--limit", type=int, default=0, help="stop after N events (0 = never)")
+    p.add_argument("--json", action="store_true", help="print each event as JSON")

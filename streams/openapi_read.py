@@ -43,32 +43,34 @@ DIMENSION = {"type": "string", "enum": ["model", "country", "vendor"]}
 MODEL_LABELS = {"vendor": STR, "country": STR}
 
 
+N_INT = _nullable("integer")
+N_NUM = _nullable("number")
+RANK = {"type": "integer", "minimum": 1}
+
+
+def _array(items: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "array", "items": items}
+
+
 def _schemas() -> dict[str, Any]:
-    total = _obj(
-        {
-            "tokens": COUNT,
-            "prev_tokens": _nullable("integer"),
-            "wow_pct": _nullable("number"),
-            "growth_streak": COUNT,
-        }
-    )
+    total = _obj({"tokens": COUNT, "prev_tokens": N_INT, "wow_pct": N_NUM, "growth_streak": COUNT})
     return {
         "Error": _obj({"error": STR, "status": INT}),
         "Health": _obj({"status": STR, "service": STR}),
         "Total": total,
         "LeaderboardRow": _obj(
             {
-                "rank": {"type": "integer", "minimum": 1},
+                "rank": RANK,
                 "member": STR,
                 "name": STR,
                 "tokens": COUNT,
                 "prompt": COUNT,
                 "completion": COUNT,
                 "calls": COUNT,
-                "share_pct": _nullable("number"),
-                "prev_tokens": _nullable("integer"),
-                "prev_rank": _nullable("integer"),
-                "wow_pct": _nullable("number"),
+                "share_pct": N_NUM,
+                "prev_tokens": N_INT,
+                "prev_rank": N_INT,
+                "wow_pct": N_NUM,
                 "move": {"type": "string", "description": "↑3, ↓2, =, new (rank_move)"},
             },
             MODEL_LABELS,
@@ -81,17 +83,11 @@ def _schemas() -> dict[str, Any]:
                 "has_previous": {"type": "boolean"},
                 "total_tokens": COUNT,
                 "ranked": COUNT,
-                "rows": {"type": "array", "items": _ref("LeaderboardRow")},
+                "rows": _array(_ref("LeaderboardRow")),
             }
         ),
         "RollingRow": _obj(
-            {
-                "rank": {"type": "integer", "minimum": 1},
-                "member": STR,
-                "name": STR,
-                "tokens": COUNT,
-                "share_pct": _nullable("number"),
-            },
+            {"rank": RANK, "member": STR, "name": STR, "tokens": COUNT, "share_pct": N_NUM},
             MODEL_LABELS,
         ),
         "RollingLeaderboard": _obj(
@@ -99,21 +95,21 @@ def _schemas() -> dict[str, Any]:
                 "dimension": DIMENSION,
                 "from": {"type": "string", "pattern": DAY_PATTERN},
                 "to": {"type": "string", "pattern": DAY_PATTERN},
-                "days": {"type": "integer", "minimum": 1},
+                "days": RANK,
                 "total_tokens": COUNT,
                 "ranked": COUNT,
-                "rows": {"type": "array", "items": _ref("RollingRow")},
+                "rows": _array(_ref("RollingRow")),
             }
         ),
         "HistoryWeek": _obj(
             {
                 "week": WEEK,
                 "tokens": COUNT,
-                "rank": _nullable("integer"),
+                "rank": N_INT,
                 "ranked": COUNT,
-                "share_pct": _nullable("number"),
-                "prev_tokens": _nullable("integer"),
-                "wow_pct": _nullable("number"),
+                "share_pct": N_NUM,
+                "prev_tokens": N_INT,
+                "wow_pct": N_NUM,
             }
         ),
         "History": _obj(
@@ -121,7 +117,7 @@ def _schemas() -> dict[str, Any]:
                 "dimension": DIMENSION,
                 "member": STR,
                 "name": STR,
-                "weeks": {"type": "array", "items": _ref("HistoryWeek")},
+                "weeks": _array(_ref("HistoryWeek")),
             },
             MODEL_LABELS,
         ),
@@ -130,26 +126,17 @@ def _schemas() -> dict[str, Any]:
                 "current_week": {"type": ["string", "null"], "pattern": WEEK_PATTERN},
                 "last_closed_week": {"type": ["string", "null"], "pattern": WEEK_PATTERN},
                 "watermark_ms": COUNT,
-                "snapshot_at_ms": _nullable("integer"),
-                "weeks": {"type": "array", "items": WEEK},
-                "closed_weeks": {"type": "array", "items": WEEK},
+                "snapshot_at_ms": N_INT,
+                "weeks": _array(WEEK),
+                "closed_weeks": _array(WEEK),
                 "total": {"oneOf": [_ref("Total"), {"type": "null"}]},
             }
         ),
         "CountryShares": _obj(
             {
-                "weeks": {"type": "array", "items": WEEK},
-                "totals": {"type": "array", "items": COUNT},
-                "countries": {
-                    "type": "array",
-                    "items": _obj(
-                        {
-                            "country": STR,
-                            "name": STR,
-                            "tokens": {"type": "array", "items": COUNT},
-                        }
-                    ),
-                },
+                "weeks": _array(WEEK),
+                "totals": _array(COUNT),
+                "countries": _array(_obj({"country": STR, "name": STR, "tokens": _array(COUNT)})),
             }
         ),
         "Report": _report_schema(total),
@@ -160,15 +147,13 @@ def _schemas() -> dict[str, Any]:
             "properties": {
                 "id": STR,
                 "type": {"const": "ranking_change"},
-                "kind": {
-                    "enum": ["entered", "dropped", "moved_up", "moved_down", "new_leader"],
-                },
+                "kind": {"enum": ["entered", "dropped", "moved_up", "moved_down", "new_leader"]},
                 "dimension": DIMENSION,
                 "week": WEEK,
                 "phase": {"enum": ["live", "final"]},
                 "member": STR,
-                "old_rank": _nullable("integer"),
-                "new_rank": _nullable("integer"),
+                "old_rank": N_INT,
+                "new_rank": N_INT,
                 "tokens": COUNT,
                 "name": {"type": "string", "description": "added by the stream"},
                 "text": {"type": "string", "description": "added by the stream"},
@@ -195,29 +180,25 @@ def _schemas() -> dict[str, Any]:
 
 def _report_schema(total: dict[str, Any]) -> dict[str, Any]:
     """The weekly report contract of ``aggregations.report.build_report``."""
-    nullable_int = _nullable("integer")
-    nullable_num = _nullable("number")
     return _obj(
         {
             "week": WEEK,
             "top_n": COUNT,
             "total": total,
-            "countries": {
-                "type": "array",
-                "items": _obj(
+            "countries": _array(
+                _obj(
                     {
                         "country": STR,
                         "tokens": COUNT,
-                        "prev_tokens": nullable_int,
-                        "wow_pct": nullable_num,
+                        "prev_tokens": N_INT,
+                        "wow_pct": N_NUM,
                         "rank": INT,
                     }
-                ),
-            },
+                )
+            ),
             "leader": _obj({"country": _nullable("string"), "streak": COUNT}),
-            "models": {
-                "type": "array",
-                "items": _obj(
+            "models": _array(
+                _obj(
                     {
                         "rank": INT,
                         "model": STR,
@@ -225,42 +206,24 @@ def _report_schema(total: dict[str, Any]) -> dict[str, Any]:
                         "vendor": STR,
                         "country": STR,
                         "tokens": COUNT,
-                        "prev_tokens": nullable_int,
-                        "wow_pct": nullable_num,
-                        "prev_rank": nullable_int,
+                        "prev_tokens": N_INT,
+                        "wow_pct": N_NUM,
+                        "prev_rank": N_INT,
                     }
-                ),
-            },
-            "dropped": {
-                "type": "array",
-                "items": _obj({"model": STR, "name": STR, "prev_rank": INT, "rank": nullable_int}),
-            },
-            "entered": {
-                "type": "array",
-                "items": _obj({"model": STR, "name": STR, "rank": INT, "prev_rank": nullable_int}),
-            },
+                )
+            ),
+            "dropped": _array(_obj({"model": STR, "name": STR, "prev_rank": INT, "rank": N_INT})),
+            "entered": _array(_obj({"model": STR, "name": STR, "rank": INT, "prev_rank": N_INT})),
         }
     )
 
 
-def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "schema": schema,
-        "description": description,
-    }
+def _query(name: str, schema: dict[str, Any], text: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": text}
 
 
-def _path(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "path",
-        "required": True,
-        "schema": schema,
-        "description": description,
-    }
+def _path(name: str, schema: dict[str, Any], text: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": schema, "description": text}
 
 
 def _json_response(schema: str, description: str) -> dict[str, Any]:
@@ -276,7 +239,9 @@ def _errors(*statuses: int) -> dict[str, Any]:
     return {str(s): _json_response("Error", text[s]) for s in statuses}
 
 
-def _get(summary: str, schema: str, params: list[dict[str, Any]], *errors: int) -> dict[str, Any]:
+def _get(
+    summary: str, schema: str, params: list[dict[str, Any]], errors: tuple[int, ...] = (503,)
+) -> dict[str, Any]:
     return {
         "get": {
             "summary": summary,
@@ -286,96 +251,74 @@ def _get(summary: str, schema: str, params: list[dict[str, Any]], *errors: int) 
     }
 
 
+def _int_query(name: str, low: int, high: int, default: int | None, text: str) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "integer", "minimum": low, "maximum": high}
+    if default is not None:
+        schema["default"] = default
+    return _query(name, schema, text)
+
+
 WEEK_PARAM = _query(
     "week",
     {"type": "string", "default": "current", "pattern": r"^(current|last|\d{4}-W\d{2})$"},
     "current, last (the last closed week) or an ISO week id such as 2026-W47",
 )
 DIM_PARAM = _path("dimension", DIMENSION, "what is ranked")
-
-
-def _n_param(default: int, name: str = "n") -> dict[str, Any]:
-    return _query(
-        name,
-        {"type": "integer", "minimum": 1, "maximum": 100, "default": default},
-        "rows to return",
-    )
+N_PARAM = _int_query("n", 1, 100, 10, "rows to return")
+ALL_ERRORS = (400, 404, 503)
 
 
 def _paths() -> dict[str, Any]:
     member = {"type": "string", "minLength": 1}
+    end_day = {"type": "string", "pattern": DAY_PATTERN}
     return {
         "/v1/leaderboard/{dimension}": _get(
             "Top N of a dimension in one week",
             "Leaderboard",
-            [DIM_PARAM, WEEK_PARAM, _n_param(10)],
-            400,
-            404,
-            503,
+            [DIM_PARAM, WEEK_PARAM, N_PARAM],
+            ALL_ERRORS,
         ),
         "/v1/leaderboard/{dimension}/rolling": _get(
             "Top N over the last days (UTC), summed from the daily boards",
             "RollingLeaderboard",
             [
                 DIM_PARAM,
-                _query(
-                    "days",
-                    {"type": "integer", "minimum": 1, "maximum": 31, "default": 7},
-                    "window length in days",
-                ),
-                _query(
-                    "end",
-                    {"type": "string", "pattern": DAY_PATTERN},
-                    "last day of the window (default: the event-time watermark's day)",
-                ),
-                _n_param(10),
+                _int_query("days", 1, 31, 7, "window length in days"),
+                _query("end", end_day, "last day of the window (default: the watermark's day)"),
+                N_PARAM,
             ],
-            400,
-            404,
-            503,
+            ALL_ERRORS,
         ),
         "/v1/report": _get(
             "The weekly report (the JSON of `tokenboard report --json`)",
             "Report",
-            [WEEK_PARAM, _n_param(10, "top")],
-            400,
-            404,
-            503,
+            [WEEK_PARAM, _int_query("top", 1, 100, 10, "models in the top list")],
+            ALL_ERRORS,
         ),
         "/v1/history/model/{model_id}": _get(
             "Weekly series of one model (ids may contain slashes)",
             "History",
             [_path("model_id", member, "model id, e.g. deepseek/deepseek-v4-flash")],
-            404,
-            503,
+            (404, 503),
         ),
         "/v1/history/country/{code}": _get(
             "Weekly series of one country",
             "History",
             [_path("code", member, "ISO 3166-1 alpha-2 code, e.g. CN")],
-            404,
-            503,
+            (404, 503),
         ),
         "/v1/history/vendor/{name}": _get(
             "Weekly series of one vendor",
             "History",
             [_path("name", member, "vendor name, e.g. DeepSeek")],
-            404,
-            503,
+            (404, 503),
         ),
-        "/v1/overview": _get("Current week, watermark and the global total", "Overview", [], 503),
+        "/v1/overview": _get("Current week, watermark and the global total", "Overview", []),
         "/v1/countries/shares": _get(
             "Tokens per country and week, for a stacked chart",
             "CountryShares",
-            [
-                _query(
-                    "weeks",
-                    {"type": "integer", "minimum": 1, "maximum": 520},
-                    "only the most recent weeks (default: every retained week)",
-                )
-            ],
-            400,
-            503,
+            [_int_query("weeks", 1, 520, None, "only the most recent weeks (default: all)")],
+            (400, 503),
         ),
         "/v1/events/stream": {
             "get": {
@@ -384,11 +327,13 @@ def _paths() -> dict[str, Any]:
                 " per event (RankingChange or Alert schema) published from then on, and"
                 " `: keep-alive` comments.",
                 "parameters": [
-                    _query(
+                    _int_query(
                         "backlog",
-                        {"type": "integer", "minimum": 0, "maximum": 500, "default": 0},
-                        "also send up to this many recent events per partition",
-                    ),
+                        0,
+                        500,
+                        0,
+                        "also send this many recent events per partition first",
+                    )
                 ],
                 "responses": {
                     "200": {
@@ -404,7 +349,7 @@ def _paths() -> dict[str, Any]:
                 },
             }
         },
-        "/healthz": _get("Liveness", "Health", []),
+        "/healthz": _get("Liveness", "Health", [], ()),
         "/readyz": {
             "get": {
                 "summary": "Readiness: Redis answers",

@@ -8,6 +8,12 @@ with the machine's Java. Everything the stack writes lives under one run folder:
 
 Only processes whose pid file we wrote *and* whose command line names our run folder are
 ever signalled, so ``stack down`` never touches somebody else's Kafka or Redis.
+
+By default the broker has one PLAINTEXT client listener. Tests of the client security
+settings pass a :class:`KafkaSecurity` to add SASL/SCRAM-SHA-512 and TLS listeners next to
+it (the controller and inter-broker traffic stay on PLAINTEXT); ``tokenboard stack up`` never
+does. :meth:`LocalStack.stop_service` and :meth:`LocalStack.start_service` stop and restart
+one service on the same data, for fault-injection tests.
 """
 
 from __future__ import annotations
@@ -22,13 +28,17 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 from streams.settings import Settings
 
 READY_TIMEOUT_S = 120.0
+SERVICES = ("kafka", "redis")
+#: Client security protocols an extra listener may use; each becomes a listener of that name.
+SECURE_PROTOCOLS = ("SASL_PLAINTEXT", "SSL", "SASL_SSL")
+SCRAM_MECHANISM = "SCRAM-SHA-512"
 
 
 class StackError(RuntimeError):
@@ -53,13 +63,99 @@ class ServiceStatus:
         return f"{self.name:<6} {state:<18} {self.address:<22} {self.version:<10} {pid}"
 
 
+@dataclass(frozen=True, slots=True)
+class KafkaListener:
+    """An extra client listener of the local broker on ``127.0.0.1:port``.
+
+    ``protocol`` is one of :data:`SECURE_PROTOCOLS`; SASL listeners accept SCRAM-SHA-512 only,
+    TLS listeners present :attr:`KafkaSecurity.keystore_pem`.
+    """
+
+    protocol: str
+    port: int
+
+    @property
+    def name(self) -> str:
+        """The listener name in the broker configuration (the protocol's name)."""
+        return self.protocol
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSecurity:
+    """Optional secured listeners of the local broker; the default adds none.
+
+    ``scram_users`` are ``(name, password)`` pairs whose SCRAM-SHA-512 credentials are
+    written into the cluster metadata when the storage is formatted (a run folder formatted
+    without them has no such users). ``keystore_pem`` is a PEM file holding the broker's
+    unencrypted PKCS#8 private key followed by its certificate chain, required by TLS listeners.
+    """
+
+    listeners: tuple[KafkaListener, ...] = ()
+    scram_users: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    keystore_pem: str = ""
+
+    def __post_init__(self) -> None:
+        protocols = [listener.protocol for listener in self.listeners]
+        unknown = sorted(set(protocols) - set(SECURE_PROTOCOLS))
+        if unknown:
+            raise StackError(f"unsupported listener protocol(s) {unknown}; use {SECURE_PROTOCOLS}")
+        if len(set(protocols)) != len(protocols):
+            raise StackError("at most one extra listener per protocol")
+        if any("SSL" in p for p in protocols) and not self.keystore_pem:
+            raise StackError("a TLS listener needs keystore_pem (private key + certificate chain)")
+        for name, password in self.scram_users:
+            if not name or not password or any(c in name + password for c in ",=[]"):
+                raise StackError("SCRAM user names and passwords must be non-empty, without ,=[]")
+
+    def server_properties(self) -> dict[str, str]:
+        """The template fields that add these listeners (all empty without listeners)."""
+        extra_listeners = "".join(f",{x.name}://127.0.0.1:{x.port}" for x in self.listeners)
+        extra_protocols = "".join(f",{x.name}:{x.protocol}" for x in self.listeners)
+        lines: list[str] = []
+        for listener in self.listeners:
+            prefix = f"listener.name.{listener.name.lower()}"
+            if listener.protocol.startswith("SASL"):
+                mechanism = SCRAM_MECHANISM.lower()
+                lines += [
+                    f"{prefix}.sasl.enabled.mechanisms={SCRAM_MECHANISM}",
+                    f"{prefix}.{mechanism}.sasl.jaas.config="
+                    "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+                ]
+            if "SSL" in listener.protocol:
+                lines += [
+                    f"{prefix}.ssl.keystore.type=PEM",
+                    f"{prefix}.ssl.keystore.location={self.keystore_pem}",
+                    f"{prefix}.ssl.client.auth=none",
+                ]
+        config = "".join(line + "\n" for line in lines)
+        return {
+            "extra_listeners": extra_listeners,
+            "extra_protocols": extra_protocols,
+            "extra_config": config,
+        }
+
+    def format_arguments(self) -> list[str]:
+        """``StorageTool format`` arguments creating the SCRAM users."""
+        arguments: list[str] = []
+        for name, password in self.scram_users:
+            arguments += ["--add-scram", f"{SCRAM_MECHANISM}=[name={name},password={password}]"]
+        return arguments
+
+
 class LocalStack:
     """Start, stop and inspect the local Kafka + Redis of one run folder."""
 
-    def __init__(self, settings: Settings, log: Callable[[str], None] = print) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        log: Callable[[str], None] = print,
+        *,
+        security: KafkaSecurity | None = None,
+    ) -> None:
         self.settings = settings
         self.root = settings.run_path
         self.log = log
+        self.security = security or KafkaSecurity()
 
     # Paths --------------------------------------------------------------------------
     def _path(self, *parts: str) -> Path:
@@ -75,25 +171,52 @@ class LocalStack:
     # Public commands ----------------------------------------------------------------
     def up(self) -> list[ServiceStatus]:
         """Start whatever is not running yet and wait until both services answer."""
-        for sub in ("pids", "logs", "kafka", "redis"):
-            self._path(sub).mkdir(parents=True, exist_ok=True)
+        self._make_dirs()
         if self._running_pid("redis") is None:
             self._start_redis()
         if self._running_pid("kafka") is None:
             self._start_kafka()
-        self._wait_ready()
+        self._wait_ready(SERVICES)
         return self.status()
 
     def down(self) -> None:
         """Stop the services this run folder started; leave everything else alone."""
-        for name in ("kafka", "redis"):
-            pid = self._running_pid(name)
-            if pid is None:
-                self._pid_file(name).unlink(missing_ok=True)
-                continue
-            self.log(f"stopping {name} (pid {pid})")
-            _terminate(pid, timeout_s=30.0)
+        for name in SERVICES:
+            self.stop_service(name)
+
+    def start_service(self, name: str) -> None:
+        """Start one service (``kafka`` or ``redis``) on its existing data; wait until ready.
+
+        A no-op when it already runs. With :meth:`stop_service` this restarts a broker or a
+        Redis under running clients, which is what the fault-injection tests do.
+        """
+        _check_service(name)
+        self._make_dirs()
+        if self._running_pid(name) is None:
+            if name == "kafka":
+                self._start_kafka()
+            else:
+                self._start_redis()
+        self._wait_ready((name,))
+
+    def stop_service(self, name: str, *, timeout_s: float = 30.0) -> None:
+        """Stop one service this run folder started (SIGTERM, SIGKILL after ``timeout_s``).
+
+        Its data stays; :meth:`start_service` brings it back on the same data.
+        """
+        _check_service(name)
+        pid = self._running_pid(name)
+        if pid is None:
             self._pid_file(name).unlink(missing_ok=True)
+            return
+        self.log(f"stopping {name} (pid {pid})")
+        _terminate(pid, timeout_s=timeout_s)
+        self._pid_file(name).unlink(missing_ok=True)
+
+    def data_dir(self, name: str) -> Path:
+        """Where a service keeps its data (Redis: the append-only files; Kafka: the logs)."""
+        _check_service(name)
+        return self._path("kafka", "data") if name == "kafka" else self._path("redis")
 
     def reset(self) -> None:
         """Stop the services and delete all their data and logs."""
@@ -135,6 +258,10 @@ class LocalStack:
             return f"(no log at {path})"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
+    def _make_dirs(self) -> None:
+        for sub in ("pids", "logs", "kafka", "redis"):
+            self._path(sub).mkdir(parents=True, exist_ok=True)
+
     # Redis ----------------------------------------------------------------------------
     def _start_redis(self) -> None:
         binary = _redis_binary()
@@ -162,6 +289,8 @@ class LocalStack:
         _require_free_port(
             s.kafka_controller_port, "Kafka controller", "TOKENBOARD_KAFKA_CONTROLLER_PORT"
         )
+        for listener in self.security.listeners:
+            _require_free_port(listener.port, f"Kafka {listener.protocol}", "the listener port")
         classpath = self._kafka_classpath()
         config = self._write_kafka_config()
         log4j = _package_file("log4j.properties")
@@ -171,8 +300,9 @@ class LocalStack:
         if not (data_dir / "meta.properties").exists():
             cluster_id = uuid.uuid4().hex[:22]
             self.log("formatting Kafka storage (KRaft)")
+            fmt = ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)]
             done = subprocess.run(
-                [*base, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)],
+                [*base, *fmt, *self.security.format_arguments()],
                 capture_output=True,
                 text=True,
                 check=False,
@@ -213,6 +343,7 @@ class LocalStack:
             controller_port=s.kafka_controller_port,
             data_dir=self._path("kafka", "data"),
             partitions=s.partitions,
+            **self.security.server_properties(),
         )
         path = self._path("kafka", "server.properties")
         path.write_text(text)
@@ -245,10 +376,24 @@ class LocalStack:
                 ours = Path(os.readlink(f"/proc/{pid}/cwd")) == self._path("redis")
         return pid if ours else None
 
-    def _wait_ready(self) -> None:
+    def _exited(self, name: str) -> bool:
+        """True when the process of our pid file is gone.
+
+        Not :meth:`_running_pid`: right after the spawn, /proc/<pid>/cmdline can read empty
+        while the JVM execs, which made a healthy broker look like it had exited.
+        """
+        if self._running_pid(name) is not None:
+            return False
+        try:
+            pid = int(self._pid_file(name).read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return True
+        return not _alive(pid)
+
+    def _wait_ready(self, names: tuple[str, ...]) -> None:
         s = self.settings
         deadline = time.monotonic() + READY_TIMEOUT_S
-        waiting = {"kafka", "redis"}
+        waiting = set(names)
         last_note = 0.0
         while waiting and time.monotonic() < deadline:
             if "redis" in waiting and _redis_version(s.redis_port) is not None:
@@ -258,7 +403,7 @@ class LocalStack:
                 waiting.discard("kafka")
                 self.log(f"kafka ready on 127.0.0.1:{s.kafka_port}")
             for name in list(waiting):
-                if self._running_pid(name) is None:
+                if self._exited(name):
                     raise StackError(
                         f"{name} exited during start-up; last log lines "
                         f"({self.log_file(name)}):\n{self.tail_logs(name, 30)}"
@@ -276,6 +421,11 @@ class LocalStack:
 
 
 # Helpers ----------------------------------------------------------------------------------
+def _check_service(name: str) -> None:
+    if name not in SERVICES:
+        raise StackError(f"unknown service {name!r}: choose one of {', '.join(SERVICES)}")
+
+
 def _package_file(name: str) -> Path:
     return Path(str(resources.files("streams") / "kafka" / name))
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the local stack runs on when it is missing: Java 17+, Maven, redis-server.
+# Installs what the local stack runs on when it is missing: Java 17+, Maven, redis-server,
+# and for the dashboard's browser test (`make test`), Chromium with its WebDriver.
 # Debian/Ubuntu only, and only as root; elsewhere it says what to install and fails.
 set -euo pipefail
 
@@ -7,6 +8,10 @@ missing=()
 command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+if [ "${TOKENBOARD_SKIP_BROWSER:-0}" != 1 ]; then
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then

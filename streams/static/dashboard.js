@@ -119,8 +119,11 @@ function renderModels(board) {
 
 // Country chart ----------------------------------------------------------------------------
 function stackedSeries(shares) {
-  const top = shares.countries.slice(0, CHART_COUNTRIES);
-  const rest = shares.countries.slice(CHART_COUNTRIES);
+  // Colours follow the latest week's leaders, so this week's big countries never hide in "Other".
+  const last = shares.weeks.length - 1;
+  const ranked = shares.countries.slice().sort((a, b) => (b.tokens[last] || 0) - (a.tokens[last] || 0));
+  const top = ranked.slice(0, CHART_COUNTRIES);
+  const rest = ranked.slice(CHART_COUNTRIES);
   const series = top.map((c, i) => ({ label: c.name, code: c.country, tokens: c.tokens, color: PALETTE[i] }));
   if (rest.length) {
     const other = shares.weeks.map((_, w) => rest.reduce((sum, c) => sum + c.tokens[w], 0));
@@ -169,8 +172,12 @@ function renderCountries(shares, week) {
   if (at < 0) at = shares.weeks.length - 1;
   const total = shares.totals[at] || 0;
   document.getElementById("legend-week").textContent = shares.weeks[at] || "–";
+  // Largest first in the week on screen; "Other" stays last whatever its size.
+  const ordered = series.slice().sort((a, b) =>
+    a.code === "other" ? 1 : b.code === "other" ? -1 : (b.tokens[at] || 0) - (a.tokens[at] || 0)
+  );
   document.querySelector('[data-testid="country-legend"]').replaceChildren(
-    ...series.map((s) =>
+    ...ordered.map((s) =>
       el(
         "li",
         { "data-testid": "legend-item" },

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 import pytest
 import redis.asyncio as aioredis
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
@@ -32,6 +33,7 @@ from streams.topics import ensure_topics
 from tests.integration.processes import WorkerProcess
 
 StartWorker = Callable[..., WorkerProcess]
+Client = TestClient[web.Request, web.Application]
 SEED_WEEK = "2026-W47"
 DEEPSEEK = "deepseek/deepseek-v4-flash"
 DEEPSEEK_WEEKS = [
@@ -85,7 +87,7 @@ class Conformance:
 
 
 async def get_json(
-    client: TestClient, spec: Conformance, template: str, url: str, status: int = 200
+    client: Client, spec: Conformance, template: str, url: str, status: int = 200
 ) -> Any:
     """GET ``url``, check the status and content type, validate the body, return it."""
     response = await client.get(url)
@@ -118,7 +120,7 @@ async def run_cli(capsys: pytest.CaptureFixture[str], settings: Settings, *argv:
     return out
 
 
-async def first_sse_messages(client: TestClient, url: str, count: int) -> list[str]:
+async def first_sse_messages(client: Client, url: str, count: int) -> list[str]:
     """The first ``count`` SSE messages (blank-line separated blocks) of a stream."""
     response = await client.get(url)
     assert response.status == 200
@@ -198,7 +200,7 @@ async def test_cli_api_and_openapi_over_the_seed_replay(
     assert documented - {"/v1/events/stream"} <= {t for t, _ in spec.checked}
 
 
-async def check_api_routes(client: TestClient, spec: Conformance, settings: Settings) -> None:
+async def check_api_routes(client: Client, spec: Conformance, settings: Settings) -> None:
     """Every read route answers 200 with the seed's numbers and a documented body."""
     board = await get_json(client, spec, "/v1/leaderboard/{dimension}", "/v1/leaderboard/model")
     assert board["week"] == SEED_WEEK and board["total_tokens"] == TOTAL_W47
@@ -270,7 +272,7 @@ async def check_api_routes(client: TestClient, spec: Conformance, settings: Sett
         assert (await client.get(asset)).status == 200
 
 
-async def check_api_errors(client: TestClient, spec: Conformance) -> None:
+async def check_api_errors(client: Client, spec: Conformance) -> None:
     """Unknown weeks and members are 404, bad parameters 400, other methods 405."""
     not_found = [
         ("/v1/leaderboard/{dimension}", "/v1/leaderboard/model?week=2020-W01"),
@@ -307,7 +309,7 @@ async def check_api_errors(client: TestClient, spec: Conformance) -> None:
         assert (await response.json())["status"] == 405
 
 
-async def wait_ready(client: TestClient) -> None:
+async def wait_ready(client: Client) -> None:
     """Wait for /readyz to report ready (its first Redis ping runs in the background)."""
     while True:
         response = await client.get("/readyz")

@@ -1,0 +1,281 @@
+"""Private Kafka brokers and redis-servers for tests that stop, restart, flush or secure them.
+
+The shared stack (``make test``'s, or a developer's) must never be restarted: other test runs
+use it at the same time. A test that needs to break a service starts its own here, on free
+ports and under its own run folder (normally below ``tmp_path``), and stops it at the end.
+
+* :class:`PrivateStack` wraps :class:`streams.stack.LocalStack` (the real Kafka 3.9 KRaft
+  broker from Maven jars and a real redis-server), optionally with SASL/SCRAM and TLS
+  listeners, and can stop and start one service on its existing data.
+* :class:`RedisServer` runs a redis-server with a password, an ACL user and/or TLS.
+* :func:`make_tls_files` makes a throw-away CA and a server certificate with ``openssl``.
+* :func:`wait_until` is the one bounded polling loop every test uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import TypeVar
+
+import pytest
+
+from streams.settings import Settings
+from streams.stack import KafkaSecurity, LocalStack, _redis_version
+
+T = TypeVar("T")
+
+#: Heap of a private broker: enough for a few thousand test events, small on a 2-CPU runner.
+PRIVATE_KAFKA_HEAP = "384m"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct TCP ports that nobody listens on right now."""
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+async def wait_until(
+    check: Callable[[], Awaitable[T | None]],
+    *,
+    timeout_s: float,
+    what: str,
+    interval_s: float = 0.25,
+) -> T:
+    """Poll ``check`` until it returns something other than None/False; fail after timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    last: object = None
+    while True:
+        try:
+            result = await check()
+        except Exception as exc:  # a service may be down for a moment; keep polling
+            result, last = None, exc
+        if result is not None and result is not False:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not reached within {timeout_s:.0f} s (last error: {last})")
+        await asyncio.sleep(interval_s)
+
+
+def _seed_classpath(run_dir: Path, version: str) -> None:
+    """Copy a cached broker classpath of another run folder (saves a Maven run per stack).
+
+    Only reads the other folders; LocalStack resolves the jars with Maven when none is found.
+    """
+    target = run_dir / "kafka" / f"classpath-{version}.txt"
+    if target.exists():
+        return
+    candidates = [Settings.from_env().run_path, REPO / ".run"]
+    for base in candidates:
+        for cached in sorted(base.glob(f"**/kafka/classpath-{version}.txt")):
+            jars = cached.read_text().strip()
+            if jars and all(Path(j).exists() for j in jars.split(os.pathsep)):
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(jars)
+                return
+
+
+class PrivateStack:
+    """A Kafka broker and/or a redis-server of one test, on free ports under ``root``.
+
+    :attr:`settings` points at them (Kafka through its PLAINTEXT listener); services left
+    out of ``services`` keep the addresses of ``base`` (normally the shared stack).
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        base: Settings,
+        *,
+        services: tuple[str, ...] = ("kafka", "redis"),
+        security: KafkaSecurity | None = None,
+    ) -> None:
+        kafka_port, controller_port, redis_port = free_ports(3)
+        changes: dict[str, object] = {
+            "run_dir": str(root),
+            "kafka_port": kafka_port,
+            "kafka_controller_port": controller_port,
+            "redis_port": redis_port,
+            "kafka_heap": PRIVATE_KAFKA_HEAP,
+        }
+        if "kafka" in services:
+            changes["kafka_bootstrap"] = f"127.0.0.1:{kafka_port}"
+        if "redis" in services:
+            changes["redis_url"] = f"redis://127.0.0.1:{redis_port}/0"
+        self.settings = base.replace(**changes)
+        self.services = services
+        self.root = root
+        self.lines: list[str] = []
+        self.stack = LocalStack(self.settings, log=self.lines.append, security=security)
+
+    def start(self) -> PrivateStack:
+        """Start every service of this stack and wait until each answers."""
+        _seed_classpath(self.root, self.settings.kafka_version)
+        for name in ("redis", "kafka"):
+            if name in self.services:
+                self.stack.start_service(name)
+        return self
+
+    def stop_service(self, name: str) -> None:
+        """Stop one service (graceful SIGTERM), keeping its data."""
+        self.stack.stop_service(name)
+
+    def start_service(self, name: str) -> None:
+        """Start one service again on its data and wait until it answers."""
+        self.stack.start_service(name)
+
+    def wipe_redis(self) -> None:
+        """Delete Redis's data files (append-only files, RDB) while it is stopped."""
+        data = self.stack.data_dir("redis")
+        assert _redis_version(self.settings.redis_port) is None, "stop Redis before wiping it"
+        shutil.rmtree(data, ignore_errors=True)
+        data.mkdir(parents=True)
+
+    def close(self) -> None:
+        """Stop everything this stack started."""
+        self.stack.down()
+
+    def __enter__(self) -> PrivateStack:
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def log_tail(self, name: str, lines: int = 40) -> str:
+        """The last lines of a service's log (for failure messages)."""
+        return self.stack.tail_logs(name, lines)
+
+
+@dataclass(frozen=True, slots=True)
+class TlsFiles:
+    """A throw-away CA and a server certificate for 127.0.0.1/localhost."""
+
+    ca: Path
+    cert: Path
+    key: Path
+    #: The server's PKCS#8 key followed by its certificate: Kafka's PEM keystore.
+    keystore: Path
+
+
+def make_tls_files(directory: Path) -> TlsFiles:
+    """Generate the CA and server certificate with the ``openssl`` CLI (skip without it)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("the openssl command is needed to make test certificates")
+    directory.mkdir(parents=True, exist_ok=True)
+    ca, ca_key = directory / "ca.pem", directory / "ca.key"
+    cert, key, csr = directory / "server.pem", directory / "server.key", directory / "server.csr"
+    ext = directory / "server.ext"
+    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n")
+
+    def run(*args: str) -> None:
+        subprocess.run([openssl, *args], check=True, capture_output=True, timeout=60)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out", str(ca),
+        "-days", "2", "-subj", "/CN=tokenboard test CA")  # fmt: skip
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr),
+        "-subj", "/CN=127.0.0.1")  # fmt: skip
+    run("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
+        "-CAcreateserial", "-out", str(cert), "-days", "2", "-extfile", str(ext))  # fmt: skip
+    keystore = directory / "keystore.pem"
+    keystore.write_text(key.read_text() + cert.read_text())
+    return TlsFiles(ca=ca, cert=cert, key=key, keystore=keystore)
+
+
+class RedisServer:
+    """A redis-server with extra arguments (``--requirepass``, ``--user``, TLS) on a free port."""
+
+    def __init__(self, root: Path, *args: str, tls: TlsFiles | None = None) -> None:
+        self.root = root
+        self.port = free_ports(1)[0]
+        self.tls = tls
+        self.args = args
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = root / "redis.log"
+
+    def url(self, user: str = "", password: str = "", db: int = 0) -> str:
+        """A redis:// (or rediss:// with the CA) URL with the given credentials."""
+        auth = f"{user}:{password}@" if (user or password) else ""
+        if self.tls is None:
+            return f"redis://{auth}127.0.0.1:{self.port}/{db}"
+        return f"rediss://{auth}127.0.0.1:{self.port}/{db}?ssl_ca_certs={self.tls.ca}"
+
+    def start(self) -> RedisServer:
+        """Start it and wait until it accepts connections."""
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.skip("redis-server is not installed")
+        self.root.mkdir(parents=True, exist_ok=True)
+        ports = ["--port", str(self.port)]
+        if self.tls is not None:
+            ports = [
+                "--port", "0", "--tls-port", str(self.port),
+                "--tls-cert-file", str(self.tls.cert), "--tls-key-file", str(self.tls.key),
+                "--tls-ca-cert-file", str(self.tls.ca), "--tls-auth-clients", "no",
+            ]  # fmt: skip
+        cmd = [binary, "--bind", "127.0.0.1", *ports, "--dir", str(self.root),
+               "--save", "", "--appendonly", "no", *self.args]  # fmt: skip
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"redis-server exited: {self.log_path.read_text()[-2000:]}")
+            with contextlib.suppress(OSError), socket.create_connection(
+                ("127.0.0.1", self.port), timeout=0.5
+            ):
+                return self
+            time.sleep(0.1)
+        raise TimeoutError(f"redis-server on {self.port} did not start")
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it does not exit."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def redis_server(root: Path, *args: str, tls: TlsFiles | None = None) -> Iterator[RedisServer]:
+    """A running :class:`RedisServer`, stopped on exit."""
+    server = RedisServer(root, *args, tls=tls)
+    try:
+        yield server.start()
+    finally:
+        server.stop()

@@ -1,0 +1,184 @@
+"""The dashboard in headless Chromium against the real stack, with the seed scenario replayed.
+
+Needs the Debian packages ``chromium`` and ``chromium-driver`` (the project's setup installs
+them) and Selenium from the ``test`` extra. Selenium's driver manager is never used: the
+driver and browser paths are given explicitly, so nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp import web
+from aiokafka import AIOKafkaProducer
+
+from aggregations.rankings import Ranked, rank_changes
+from aggregations.scenario import Scenario
+from streams.api import build_api_app
+from streams.replay import produce_scenario, wait_for_pipeline
+from streams.settings import Settings
+from streams.topics import ensure_topics
+from tests.integration.processes import OUTPUT, WorkerProcess, free_port
+
+try:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.remote.webdriver import WebDriver
+    from selenium.webdriver.support.ui import WebDriverWait
+except ImportError as exc:  # a clear failure, never a skip
+    raise ImportError("selenium is missing: pip install -e '.[test]'") from exc
+
+StartWorker = Callable[..., WorkerProcess]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+SEED_WEEK = "2026-W47"
+WAIT_S = 60
+CHROMIUM_FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1400,1300",
+]
+
+
+@pytest.fixture
+def browser() -> Iterator[WebDriver]:
+    """Headless Chromium driven by the system chromedriver, with a throwaway profile."""
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
+    if missing:
+        pytest.fail(
+            f"{', '.join(missing)} not found: install the Debian packages with"
+            " `apt-get install -y chromium chromium-driver` (the project's setup does this)"
+        )
+    with tempfile.TemporaryDirectory(prefix="tokenboard-chromium-") as profile:
+        options = webdriver.ChromeOptions()
+        options.binary_location = str(CHROMIUM)
+        for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={profile}"]:
+            options.add_argument(flag)
+        driver = webdriver.Chrome(
+            service=Service(executable_path=str(CHROMEDRIVER)), options=options
+        )
+        try:
+            yield driver
+        finally:
+            driver.quit()
+
+
+@pytest.fixture
+async def api_url(settings: Settings) -> AsyncIterator[str]:
+    """The API app served on a free local port inside the test's event loop."""
+    runner = web.AppRunner(build_api_app(settings), access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def wait_until(driver: WebDriver, condition: Callable[[WebDriver], Any], what: str) -> Any:
+    """Poll ``condition`` in a worker thread, so that the in-loop server keeps serving."""
+    wait = WebDriverWait(driver, WAIT_S, poll_frequency=0.2)
+    return await asyncio.to_thread(wait.until, condition, f"dashboard never showed {what}")
+
+
+def by_testid(driver: WebDriver, name: str) -> Any:
+    """The element with ``data-testid=name``."""
+    return driver.find_element(By.CSS_SELECTOR, f'[data-testid="{name}"]')
+
+
+async def publish_ranking_change(settings: Settings, member: str) -> dict[str, Any]:
+    """Publish a new-leader event, shaped by rank_changes, straight to the rankings topic."""
+    before = [Ranked(1, "deepseek/deepseek-v4-flash", 3_430_000_000_000)]
+    after = [Ranked(1, member, 4_000_000_000_000), *[Ranked(2, r.member, r.tokens) for r in before]]
+    events = rank_changes("model", SEED_WEEK, before, after, 10, "live")
+    event = next(e for e in events if e["kind"] == "new_leader")
+    producer = AIOKafkaProducer(**settings.kafka_client_options())
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            settings.rankings_topic, orjson.dumps(event), key=event["id"].encode()
+        )
+    finally:
+        await producer.stop()
+    return event
+
+
+async def test_dashboard_shows_the_seed_week_and_live_changes(
+    settings: Settings,
+    start_worker: StartWorker,
+    seed_scenario: Scenario,
+    api_url: str,
+    browser: WebDriver,
+) -> None:
+    """The page shows the seed week's #1, the country chart, and a new change without reload."""
+    await ensure_topics(settings)
+    start_worker("w1")
+    await produce_scenario(settings, seed_scenario, 5, show=False)
+    await wait_for_pipeline(settings, seed_scenario, timeout_s=120, show=False)
+
+    await asyncio.to_thread(browser.get, api_url + "/")
+    first_row = await wait_until(
+        browser,
+        lambda d: (
+            (rows := d.find_elements(By.CSS_SELECTOR, '[data-testid="model-row"]'))
+            and "DeepSeek-V4-Flash" in rows[0].text
+            and rows[0]
+        ),
+        "DeepSeek-V4-Flash as #1",
+    )
+    assert "3.43T" in first_row.text and "↑1" in first_row.text
+    assert by_testid(browser, "current-week").text == SEED_WEEK
+    assert by_testid(browser, "global-total").text == "28.9T"
+    assert by_testid(browser, "growth-streak").text == "5 weeks"
+
+    canvas = by_testid(browser, "country-chart")
+    assert canvas.size["width"] > 0 and canvas.size["height"] > 0
+    datasets = await wait_until(
+        browser,
+        lambda d: d.execute_script(
+            "const c = Chart.getChart(arguments[0]);"
+            " return c && c.data.labels.length ? c.data.datasets.map(s => s.label) : null;",
+            canvas,
+        ),
+        "a country chart with data",
+    )
+    assert datasets[0] == "China"
+    assert "China" in by_testid(browser, "country-legend").text
+
+    # Proves "without reload": a page reload would drop this marker.
+    browser.execute_script("window.tokenboardTestMarker = 'same page';")
+    await wait_until(
+        browser, lambda d: by_testid(d, "feed-state").get_attribute("data-state") == "live", "live"
+    )
+    member = f"test/new-leader-{uuid.uuid4().hex[:8]}"
+    await publish_ranking_change(settings, member)
+    item = await wait_until(
+        browser,
+        lambda d: next(
+            (e for e in d.find_elements(By.CSS_SELECTOR, '[data-testid="feed-item"]')
+             if member in e.text),
+            None,
+        ),
+        f"the ranking change of {member}",
+    )  # fmt: skip
+    assert "new #1" in item.text
+    assert browser.execute_script("return window.tokenboardTestMarker;") == "same page"
+
+    OUTPUT.mkdir(exist_ok=True)
+    assert await asyncio.to_thread(browser.save_screenshot, str(OUTPUT / "dashboard.png"))
