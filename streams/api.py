@@ -22,13 +22,14 @@ from aiohttp import web
 from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
 
+from aggregations.weeks import day_id
 from streams import queries
 from streams.metrics import HTTP_REQUESTS
 from streams.openapi_read import openapi_document
 from streams.redis_keys import RedisKeys
 from streams.reporting import weekly_report
 from streams.settings import Settings
-from streams.state import WeekNotFound, read_state
+from streams.state import WeekNotFound, read_state, week_to_date_tokens
 from streams.views import EventNamer, EventTail, describe_event
 from streams.web import health_routes
 
@@ -78,6 +79,7 @@ def build_api_app(settings: Settings) -> web.Application:
             web.get("/v1/history/model/{model_id:.+}", _history("model", "model_id")),
             web.get("/v1/history/country/{code}", _history("country", "code")),
             web.get("/v1/history/vendor/{name}", _history("vendor", "name")),
+            web.get("/v1/week-to-date/{dimension}", _week_to_date),
             web.get("/v1/overview", _overview),
             web.get("/v1/countries/shares", _shares),
             web.get("/v1/events/stream", _events_stream),
@@ -216,6 +218,25 @@ def _history(dimension: str, param: str) -> Handler:
         return _json(await queries.history(app[REDIS], app[KEYS], dimension, member))
 
     return handler
+
+
+async def _week_to_date(request: web.Request) -> web.Response:
+    app = request.app
+    dimension = request.match_info["dimension"]
+    if dimension not in ("model", "country", "vendor", "total"):
+        return _error(404, f"unknown dimension {dimension!r}")
+    member = "all" if dimension == "total" else request.query.get("member", "")
+    if not member:
+        raise ValueError("member is required for a dimension other than total")
+    if dimension == "country":
+        member = member.upper()
+    day = request.query.get("day")
+    if day is None:
+        watermark = (await read_state(app[REDIS], app[KEYS])).watermark_ms
+        if not watermark:
+            return _error(404, "no data yet")
+        day = day_id(watermark)
+    return _json(await week_to_date_tokens(app[REDIS], app[KEYS], dimension, member, day))
 
 
 async def _overview(request: web.Request) -> web.Response:

@@ -132,6 +132,17 @@ def _schemas() -> dict[str, Any]:
                 "total": {"oneOf": [_ref("Total"), {"type": "null"}]},
             }
         ),
+        "WeekToDate": _obj(
+            {
+                "dimension": {"type": "string", "enum": ["model", "country", "vendor", "total"]},
+                "member": STR,
+                "week": WEEK,
+                "day": {"type": "string", "pattern": DAY_PATTERN},
+                "tokens": COUNT,
+                "last_week_tokens": COUNT,
+                "wow_pct": _nullable("number"),
+            }
+        ),
         "CountryShares": _obj(
             {
                 "weeks": _array(WEEK),
@@ -312,6 +323,20 @@ def _paths() -> dict[str, Any]:
             "History",
             [_path("name", member, "vendor name, e.g. DeepSeek")],
             (404, 503),
+        ),
+        "/v1/week-to-date/{dimension}": _get(
+            "Week-to-date tokens against last week up to the same weekday",
+            "WeekToDate",
+            [
+                _path(
+                    "dimension",
+                    {"type": "string", "enum": ["model", "country", "vendor", "total"]},
+                    "what to total; `total` is the global total",
+                ),
+                _query("member", member, "model id, country code or vendor (not for total)"),
+                _query("day", end_day, "UTC day, default: the watermark's day"),
+            ],
+            ALL_ERRORS,
         ),
         "/v1/overview": _get("Current week, watermark and the global total", "Overview", []),
         "/v1/countries/shares": _get(

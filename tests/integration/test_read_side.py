@@ -257,6 +257,14 @@ async def check_api_routes(client: Client, spec: Conformance, settings: Settings
     assert overview["current_week"] == SEED_WEEK and len(overview["weeks"]) == 7
     assert overview["total"]["tokens"] == TOTAL_W47
     assert overview["total"]["growth_streak"] == 5
+    wtd_path = "/v1/week-to-date/{dimension}"
+    wtd = await get_json(client, spec, wtd_path, "/v1/week-to-date/total?day=2026-11-18")
+    assert wtd["week"] == SEED_WEEK and 0 < wtd["tokens"] < TOTAL_W47
+    assert wtd["last_week_tokens"] > 0 and wtd["wow_pct"] is not None
+    full = await get_json(
+        client, spec, wtd_path, "/v1/week-to-date/country?member=cn&day=2026-11-22"
+    )
+    assert (full["tokens"], full["last_week_tokens"]) == (9_223_000_000_000, 7_700_000_000_000)
     shares = await get_json(client, spec, "/v1/countries/shares", "/v1/countries/shares")
     assert len(shares["weeks"]) == 7 and shares["totals"][-1] == TOTAL_W47
     assert shares["countries"][0]["country"] == "CN"
