@@ -9,7 +9,6 @@ from collections.abc import Callable
 
 import orjson
 import redis.asyncio as aioredis
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from aggregations.events import UsageEvent
 from aggregations.scenario import Scenario, replay_events
@@ -21,35 +20,10 @@ from streams.reporting import weekly_report
 from streams.settings import Settings
 from streams.state import week_to_date_tokens
 from streams.topics import ensure_topics
+from tests.integration.kafka_read import read_topic
 from tests.integration.processes import WorkerProcess
 
 StartWorker = Callable[..., WorkerProcess]
-
-
-async def read_topic(settings: Settings, topic: str, timeout_s: float = 5.0) -> list[object]:
-    """Every record of a topic, from the beginning to its current end."""
-    consumer = AIOKafkaConsumer(**settings.kafka_client_options(), enable_auto_commit=False)
-    await consumer.start()
-    try:
-        parts = consumer.partitions_for_topic(topic) or set()
-        if not parts:
-            await consumer._client.force_metadata_update()
-            parts = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in parts]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        records: list[object] = []
-        deadline = time.monotonic() + timeout_s
-        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-            if time.monotonic() > deadline:
-                break
-            batch = await consumer.getmany(timeout_ms=500)
-            for chunk in batch.values():
-                records.extend(chunk)
-        return records
-    finally:
-        await consumer.stop()
 
 
 async def test_seed_replay_gives_exact_tables_and_report(
@@ -184,7 +158,7 @@ async def test_duplicates_bad_events_and_late_events(
 
     dead = await read_topic(settings, settings.dead_letter_topic)
     assert len(dead) >= 4
-    reasons = {dict(r.headers)["reason"].decode() for r in dead}  # type: ignore[attr-defined]
+    reasons = {dict(r.headers)["reason"].decode() for r in dead}
     assert {"bad_json", "missing_field", "negative_count", "bad_utf8"} <= reasons
 
 
@@ -200,9 +174,9 @@ async def test_worker_restart_publishes_no_duplicate_changes(
     changes = await read_topic(settings, settings.rankings_topic)
     alerts = await read_topic(settings, settings.alerts_topic)
     assert changes and alerts
-    ids = [orjson.loads(r.value)["id"] for r in changes + alerts]  # type: ignore[attr-defined]
+    ids = [orjson.loads(r.value)["id"] for r in changes + alerts]
     assert len(ids) == len(set(ids))
-    kinds = {orjson.loads(r.value)["kind"] for r in alerts}  # type: ignore[attr-defined]
+    kinds = {orjson.loads(r.value)["kind"] for r in alerts}
     assert "growth_streak" in kinds
 
     w1.kill()
