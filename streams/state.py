@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 from aggregations.growth import wow_pct
 from aggregations.report import ModelMeta, WeekData
 from aggregations.rolling import week_to_date
-from aggregations.weeks import days_of_week, parse_week, previous_week, week_of_day
+from aggregations.weeks import days_of_week, parse_week, previous_week, week_id, week_of_day
 from streams.redis_keys import RedisKeys
 
 
@@ -54,12 +54,12 @@ async def resolve_week(client: aioredis.Redis, keys: RedisKeys, spec: str) -> st
     state = await read_state(client, keys)
     if not state.weeks:
         raise WeekNotFound("no data yet: is a worker running, and has anything been produced?")
+    # From the watermark itself: the ranker's current-week pointer may lag a tick behind.
+    current = week_id(state.watermark_ms) if state.watermark_ms else state.weeks[-1]
     if spec == "current":
-        return state.current_week or state.weeks[-1]
+        return current
     if spec == "last":
-        if state.last_closed:
-            return state.last_closed
-        current = state.current_week or state.weeks[-1]
+        # The week before the current one, whether or not the ranker closed it yet.
         return previous_week(current)
     parse_week(spec)
     return spec
