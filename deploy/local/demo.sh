@@ -63,7 +63,10 @@ step "weekly report 2026-W47"
 $TB report --week 2026-W47
 
 step "top 10 straight from Redis"
-echo "redis-cli -p ${TOKENBOARD_REDIS_PORT:-6379} ZRANGE tb:lb:model:2026-W47 0 9 REV WITHSCORES"
+echo "\$ redis-cli -p ${TOKENBOARD_REDIS_PORT:-6379} ZRANGE tb:lb:model:2026-W47 0 9 REV WITHSCORES"
+if command -v redis-cli >/dev/null 2>&1; then
+  redis-cli -p "${TOKENBOARD_REDIS_PORT:-6379}" ZRANGE tb:lb:model:2026-W47 0 9 REV WITHSCORES | paste - -
+fi
 
 printf '\nDashboard: http://127.0.0.1:%s/   (workers and API keep running; stop with: make demo-down)\n' \
   "${TOKENBOARD_API_PORT:-8080}"
