@@ -132,7 +132,18 @@ class PreAggregator:
                 await self._fold_records(tp, records)
             if time.monotonic() - last_flush >= interval_s:
                 await self._flush(finishing=[])
+                self._report_lag()
                 last_flush = time.monotonic()
+
+    def _report_lag(self) -> None:
+        """Records not yet read per owned partition (from the fetcher's high-water marks)."""
+        assert self._consumer is not None
+        for partition, state in self.states.items():
+            tp = TopicPartition(self.settings.usage_topic, partition)
+            highwater = self._consumer.highwater(tp)
+            if highwater is not None:
+                lag = max(0, highwater - state.accumulator.end - 1)
+                metrics.CONSUMER_LAG.labels(str(partition)).set(lag)
 
     # Folding ------------------------------------------------------------------------
     async def _fold_records(self, tp: TopicPartition, records: list[Any]) -> None:
