@@ -265,6 +265,9 @@ class IngestGateway:
                     "nothing was accepted, retry the request"
                 )
         rejected = len(results) - len(events)
+        for item in results:
+            if isinstance(item, InvalidEvent):
+                metrics.INGEST_REJECTED.labels(item.reason).inc()
         status = 200 if not rejected else (400 if not events else 207)
         return _json(
             status,

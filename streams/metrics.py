@@ -32,6 +32,9 @@ PROCESSING_LATENCY = Histogram(
 SNAPSHOT_AGE = Gauge("tokenboard_snapshot_age_seconds", "Seconds since the last Redis snapshot")
 SNAPSHOT_KEYS = Counter("tokenboard_snapshot_keys_written_total", "Table keys written to Redis")
 EVENTS_PRODUCED = Counter("tokenboard_events_produced_total", "Events produced", ["topic"])
+INGEST_REJECTED = Counter(
+    "tokenboard_ingest_rejected_total", "Events the HTTP gateway refused", ["reason"]
+)
 HTTP_REQUESTS = Counter(
     "tokenboard_http_requests_total", "HTTP requests served", ["service", "route", "status"]
 )

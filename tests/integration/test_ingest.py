@@ -317,6 +317,7 @@ async def test_openapi_document_and_metrics(settings: Settings) -> None:
         assert response.status == 200
         document = orjson.loads(await response.read())
         await client.post("/v1/events", data=orjson.dumps(make_event(1)), headers=JSON)
+        await client.post("/v1/events", data=b'{"event_id": "x"}', headers=JSON)
         metrics_text = await (await client.get("/metrics")).text()
     assert document["openapi"].startswith("3.1")
     assert {"/v1/events", "/healthz", "/readyz", "/metrics"} <= set(document["paths"])
@@ -332,6 +333,7 @@ async def test_openapi_document_and_metrics(settings: Settings) -> None:
         'tokenboard_http_requests_total{route="/v1/events",service="ingest",status="200"}'
         in metrics_text
     )
+    assert 'tokenboard_ingest_rejected_total{reason="missing_field"}' in metrics_text
 
 
 async def test_sdk_async_and_sync_producers_round_trip(settings: Settings) -> None:
