@@ -57,8 +57,17 @@ class _DayCache:
         return found
 
 
+FineKey = tuple[int, str, str, str]  # (day number, model, vendor, country)
+_MAX_TS = 5  # fine counts carry the largest event time after the five counts
+
+
 class BlockAccumulator:
-    """Cumulative sums of the current offset block of one usage partition."""
+    """Cumulative sums of the current offset block of one usage partition.
+
+    Per event only one bucket is touched, keyed by (day, model, vendor, country); the four
+    table keys (model, country, vendor, total of the week) are derived from those buckets
+    when the shell drains, which costs per distinct bucket rather than per event.
+    """
 
     def __init__(self, source: int, block: int, grace_ms: int, watermark_ms: int = 0) -> None:
         self.source = source
@@ -66,10 +75,12 @@ class BlockAccumulator:
         self.grace_ms = grace_ms
         self.watermark_ms = watermark_ms
         self.end = -1
+        self._fine: dict[FineKey, list[int]] = {}
+        self._drained: dict[FineKey, list[int]] = {}
+        self._dirty: set[FineKey] = set()
+        self._names: dict[str, str] = {}
         self._sums: dict[str, dict[str, list[int]]] = {}
         self._max_ts: dict[str, int] = {}
-        self._meta: dict[str, tuple[str, str, str]] = {}
-        self._touched: set[str] = set()
         self._days = _DayCache()
 
     def add(
@@ -89,33 +100,25 @@ class BlockAccumulator:
         An event is late when this partition's event-time watermark already passed the end
         of its week plus the grace period; it is still counted, and flagged.
         """
-        week, day, end_ms = self._days.lookup(ts_ms)
+        day_number = ts_ms // DAY_MS
+        _, _, end_ms = self._days.lookup(ts_ms)
         late = self.watermark_ms >= end_ms + self.grace_ms
         if ts_ms > self.watermark_ms:
             self.watermark_ms = ts_ms
-        tokens = prompt_tokens + completion_tokens
-        for key in (
-            f"model:{week}:{model}",
-            f"country:{week}:{country}",
-            f"vendor:{week}:{vendor}",
-            f"total:{week}:{TOTAL_MEMBER}",
-        ):
-            days = self._sums.get(key)
-            if days is None:
-                days = self._sums[key] = {}
-            bucket = days.get(day)
-            if bucket is None:
-                bucket = days[day] = zero_counts()
-            bucket[TOKENS] += tokens
-            bucket[PROMPT] += prompt_tokens
-            bucket[COMPLETION] += completion_tokens
-            bucket[CALLS] += calls
-            if late:
-                bucket[LATE] += 1
-            if ts_ms > self._max_ts.get(key, 0):
-                self._max_ts[key] = ts_ms
-            self._touched.add(key)
-        self._meta[f"model:{week}:{model}"] = (name, vendor, country)
+        key = (day_number, model, vendor, country)
+        bucket = self._fine.get(key)
+        if bucket is None:
+            bucket = self._fine[key] = [0, 0, 0, 0, 0, 0]
+            self._names[model] = name
+        bucket[TOKENS] += prompt_tokens + completion_tokens
+        bucket[PROMPT] += prompt_tokens
+        bucket[COMPLETION] += completion_tokens
+        bucket[CALLS] += calls
+        if late:
+            bucket[LATE] += 1
+        if ts_ms > bucket[_MAX_TS]:
+            bucket[_MAX_TS] = ts_ms
+        self._dirty.add(key)
         self.end = offset
         return late
 
@@ -126,11 +129,42 @@ class BlockAccumulator:
     @property
     def dirty(self) -> bool:
         """True when some key changed since the last drain."""
-        return bool(self._touched)
+        return bool(self._dirty)
 
     def drain(self) -> list[Partial]:
         """Partials of every key touched since the last drain, cumulative within the block."""
-        out = [
+        touched: set[str] = set()
+        meta: dict[str, tuple[str, str, str]] = {}
+        for fine in self._dirty:
+            day_number, model, vendor, country = fine
+            week, day, _ = self._days.lookup(day_number * DAY_MS)
+            now = self._fine[fine]
+            before = self._drained.get(fine)
+            delta = (
+                list(now) if before is None else [n - b for n, b in zip(now, before, strict=True)]
+            )
+            self._drained[fine] = list(now)
+            model_key = f"model:{week}:{model}"
+            meta[model_key] = (self._names[model], vendor, country)
+            for key in (
+                model_key,
+                f"country:{week}:{country}",
+                f"vendor:{week}:{vendor}",
+                f"total:{week}:{TOTAL_MEMBER}",
+            ):
+                days = self._sums.get(key)
+                if days is None:
+                    days = self._sums[key] = {}
+                bucket = days.get(day)
+                if bucket is None:
+                    bucket = days[day] = zero_counts()
+                for i in range(LATE + 1):
+                    bucket[i] += delta[i]
+                if now[_MAX_TS] > self._max_ts.get(key, 0):
+                    self._max_ts[key] = now[_MAX_TS]
+                touched.add(key)
+        self._dirty.clear()
+        return [
             Partial(
                 key=key,
                 source=self.source,
@@ -138,12 +172,10 @@ class BlockAccumulator:
                 end=self.end,
                 days={d: list(c) for d, c in self._sums[key].items()},
                 max_ts=self._max_ts[key],
-                meta=self._meta.get(key),
+                meta=meta.get(key),
             )
-            for key in sorted(self._touched)
+            for key in sorted(touched)
         ]
-        self._touched.clear()
-        return out
 
 
 def group_by_partition(partials: Iterable[Partial], partitions: int) -> dict[int, list[Partial]]:

@@ -19,7 +19,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
-from aggregations.catalog import Catalog
+from aggregations.catalog import Catalog, ModelInfo
 from aggregations.dedup import Deduplicator, pack_entries, unpack_entries
 from aggregations.events import DEFAULT_LIMITS, InvalidEvent, Limits, decode_event
 from aggregations.partials import BlockAccumulator, block_of, encode_partials, group_by_partition
@@ -75,6 +75,8 @@ class PreAggregator:
         )
         self.max_batch = max_batch
         self.states: dict[int, PartitionState] = {}
+        # Catalog answers by model id: one dict lookup per event instead of a resolution.
+        self._models: dict[str, ModelInfo] = {}
         self.assigned: set[int] = set()
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
@@ -161,7 +163,7 @@ class PreAggregator:
         consumed = counted = duplicates = late = tokens = 0
         acc = state.accumulator
         dedup = state.dedup
-        resolve = self.catalog.describe
+        models = self._models
         for record in records:
             consumed += 1
             block = block_of(record.offset, size)
@@ -183,7 +185,9 @@ class PreAggregator:
                 duplicates += 1
                 acc.skip(record.offset)
                 continue
-            info = resolve(event.model)
+            info = models.get(event.model)
+            if info is None:
+                info = models[event.model] = self.catalog.describe(event.model)
             if acc.add(
                 record.offset,
                 event.ts_ms,

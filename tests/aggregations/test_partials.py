@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from aggregations.partials import (
     BlockAccumulator,
     decode_partials,
@@ -9,7 +14,8 @@ from aggregations.partials import (
     group_by_partition,
     partition_for,
 )
-from aggregations.weeks import week_end_ms, week_start_ms
+from aggregations.totals import Partial
+from aggregations.weeks import day_id, week_end_ms, week_id, week_start_ms
 
 W47 = week_start_ms("2026-W47")
 HOUR = 3_600_000
@@ -82,3 +88,37 @@ def test_wire_round_trip() -> None:
     partials = acc.drain()
     for group in group_by_partition(partials, 4).values():
         assert decode_partials(encode_partials(group)) == group
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 20 * 86_400_000),  # event time within three weeks
+            st.sampled_from(["m1", "m2", "m3"]),
+            st.sampled_from(["CN", "US"]),
+            st.integers(0, 10_000),
+            st.booleans(),  # drain after this event
+        ),
+        min_size=1,
+        max_size=60,
+    )
+)
+def test_drained_partials_equal_naive_cumulative_sums(
+    events: list[tuple[int, str, str, int, bool]],
+) -> None:
+    """At every drain, each touched key carries exactly the block's running sums so far."""
+    acc = BlockAccumulator(source=0, block=0, grace_ms=HOUR)
+    naive: dict[str, dict[str, list[int]]] = defaultdict(dict)
+    latest: dict[str, Partial] = {}
+    for offset, (ts, model, country, tokens, drain) in enumerate(events):
+        late = acc.add(offset, W47 + ts, model, "V", country, "Model", tokens, 1, 1)
+        week, day = week_id(W47 + ts), day_id(W47 + ts)
+        for key in (f"model:{week}:{model}", f"country:{week}:{country}",
+                    f"vendor:{week}:V", f"total:{week}:all"):  # fmt: skip
+            bucket = naive[key].setdefault(day, [0, 0, 0, 0, 0])
+            for i, value in enumerate((tokens + 1, tokens, 1, 1, int(late))):
+                bucket[i] += value
+        if drain or offset == len(events) - 1:
+            latest.update({p.key: p for p in acc.drain()})
+    assert {k: dict(p.days) for k, p in latest.items()} == dict(naive)
