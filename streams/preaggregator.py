@@ -37,7 +37,7 @@ class PartitionState:
     accumulator: BlockAccumulator
     dedup: Deduplicator
     counted: int = 0
-    oldest_unflushed_ms: int | None = None
+    newest_record_ms: int = 0
     pending_ms: list[int] = field(default_factory=list)
 
 
@@ -204,6 +204,7 @@ class PreAggregator:
             tokens += event.prompt_tokens + event.completion_tokens
         if records:
             state.pending_ms.append(records[-1].timestamp)
+            state.newest_record_ms = max(state.newest_record_ms, records[-1].timestamp)
         metrics.EVENTS_CONSUMED.inc(consumed)
         metrics.EVENTS_COUNTED.inc(counted)
         metrics.TOKENS_COUNTED.inc(tokens)
@@ -236,6 +237,8 @@ class PreAggregator:
     async def _finish_block(self, state: PartitionState, next_block: int) -> None:
         """Flush the finished block completely, commit the next block's start, start afresh."""
         await self._flush(finishing=[state])
+        # Forget ids older than the horizon, measured in record time like the decisions.
+        state.dedup.expire(state.newest_record_ms)
         start = next_block * self.settings.block_size
         await self._commit(state.partition, start)
         old = state.accumulator
