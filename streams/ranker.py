@@ -28,6 +28,7 @@ log = logging.getLogger("tokenboard.ranker")
 
 Publish = Callable[[str, dict[str, Any]], Awaitable[None]]
 WEEK_MS = 7 * 86_400_000
+RANK_REFRESH_S = 5.0
 
 
 class Ranker:
@@ -40,6 +41,7 @@ class Ranker:
         self.client = client
         self.keys = keys
         self.publish = publish
+        self._ranked_at: dict[str, float] = {}
 
     async def tick(self, now_ms: int | None = None) -> None:
         """One pass; cheap when nothing changed."""
@@ -90,6 +92,12 @@ class Ranker:
         fingerprint = "|".join(str(_text(p) if p is not None else "") for p in parts)
         if seen is not None and _text(seen) == fingerprint:
             return
+        # While a week keeps changing (a backfill), rewriting every member's rank each second
+        # costs more than the freshness is worth: at most once per RANK_REFRESH_S.
+        now = time.monotonic()
+        if seen is not None and now - self._ranked_at.get(week, 0.0) < RANK_REFRESH_S:
+            return
+        self._ranked_at[week] = now
         write = self.client.pipeline(transaction=False)
         for dimension in RANKED_DIMENSIONS:
             now = await self._ranking(dimension, week)

@@ -9,7 +9,7 @@ every rebalance, so snapshots come back without reprocessing any topic.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -50,13 +50,21 @@ class SnapshotWriter:
             self.keys.writer_marker(self.worker_id), int(time.time()), ex=MARKER_TTL_S
         )
 
-    async def write(self, items: Iterable[tuple[str, TableValue]]) -> int:
-        """Write table values; returns how many keys were written."""
+    async def write(
+        self,
+        items: Iterable[tuple[str, TableValue]],
+        changed_days: Mapping[str, Collection[str]] | None = None,
+    ) -> int:
+        """Write table values; returns how many keys were written.
+
+        With ``changed_days`` only those daily buckets of a key are rewritten (the weekly
+        values always are); without it every bucket is (a full rewrite).
+        """
         written = 0
         watermark = 0
         pipe = self.client.pipeline(transaction=False)
         for key, value in items:
-            self._queue(pipe, key, value)
+            self._queue(pipe, key, value, None if changed_days is None else changed_days[key])
             watermark = max(watermark, int(value.get("ts", 0)))
             written += 1
             if written % BATCH == 0:
@@ -72,11 +80,15 @@ class SnapshotWriter:
             self.last_write_s = time.time()
         return written
 
-    def _queue(self, pipe: Any, key: str, value: TableValue) -> None:
+    def _queue(
+        self, pipe: Any, key: str, value: TableValue, only_days: Collection[str] | None
+    ) -> None:
         dimension, week, member = split_key(key)
         counts: list[int] = value["c"]
         fields: dict[str, Any] = dict(zip(COUNT_FIELDS, counts, strict=True))
         days: Mapping[str, list[int]] = value.get("d", {})
+        if only_days is not None:
+            days = {d: days[d] for d in only_days if d in days}
         if dimension == "total":
             pipe.hset(self.keys.total(week), mapping=fields)
             pipe.zadd(self.keys.weeks, {week: week_start_ms(week)})

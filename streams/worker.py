@@ -42,7 +42,8 @@ class WorkerParts:
     app: faust.App
     settings: Settings
     pre: PreAggregator
-    dirty: set[str] = field(default_factory=set)
+    #: table key -> days changed since the last snapshot
+    dirty: dict[str, set[str]] = field(default_factory=dict)
     worker_id: str = ""
 
 
@@ -131,7 +132,7 @@ def build_app(settings: Settings) -> WorkerParts:
                     replayed += 1
                     continue
                 weekly[partial.key] = orjson.dumps(new)
-                parts.dirty.add(partial.key)
+                parts.dirty.setdefault(partial.key, set()).update(partial.days)
                 newest_ts[0] = max(newest_ts[0], partial.max_ts)
                 applied += 1
             metrics.PARTIALS_APPLIED.inc(applied)
@@ -165,8 +166,9 @@ def build_app(settings: Settings) -> WorkerParts:
             return  # a full rewrite follows once the recovered table is complete
         owned = owned_partitions()
         full = owned != seen_assignment or await writer.needs_full_rewrite()
-        candidates = list(weekly.keys()) if full else list(parts.dirty)
-        parts.dirty.clear()
+        dirty = parts.dirty
+        parts.dirty = {}
+        candidates = list(weekly.keys()) if full else list(dirty)
         # The memory store keeps keys of partitions that moved to another worker; writing
         # those stale values would overwrite the new owner's snapshot.
         mine = [
@@ -176,7 +178,7 @@ def build_app(settings: Settings) -> WorkerParts:
             and (value := weekly.get(key)) is not None
         ]
         if mine:
-            await writer.write(mine)
+            await writer.write(mine, changed_days=None if full else dirty)
         if full:
             seen_assignment.clear()
             seen_assignment.update(owned)
