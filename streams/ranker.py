@@ -29,6 +29,7 @@ log = logging.getLogger("tokenboard.ranker")
 Publish = Callable[[str, dict[str, Any]], Awaitable[None]]
 WEEK_MS = 7 * 86_400_000
 RANK_REFRESH_S = 5.0
+PIPELINE_CHUNK = 5000
 
 
 class Ranker:
@@ -102,7 +103,9 @@ class Ranker:
         for dimension in RANKED_DIMENSIONS:
             now = await self._ranking(dimension, week)
             before = {r.member: r for r in await self._ranking(dimension, prev)}
-            for row in now:
+            for i, row in enumerate(now):
+                if i and i % PIPELINE_CHUNK == 0:
+                    await write.execute()  # bounded memory with tens of thousands of members
                 old = before.get(row.member)
                 pct = wow_pct(row.tokens, old.tokens if old else None)
                 write.hset(

@@ -171,14 +171,14 @@ def build_app(settings: Settings) -> WorkerParts:
         candidates = list(weekly.keys()) if full else list(dirty)
         # The memory store keeps keys of partitions that moved to another worker; writing
         # those stale values would overwrite the new owner's snapshot.
-        mine = [
+        # A generator: a full rewrite of a large table must not decode it all at once.
+        mine = (
             (key, orjson.loads(value))
             for key in candidates
             if partition_for(key, settings.partitions) in owned
             and (value := weekly.get(key)) is not None
-        ]
-        if mine:
-            await writer.write(mine, changed_days=None if full else dirty)
+        )
+        await writer.write(mine, changed_days=None if full else dirty)
         if full:
             seen_assignment.clear()
             seen_assignment.update(owned)
