@@ -127,15 +127,32 @@ class PreAggregator:
         interval_s = self.settings.flush_interval_ms / 1000
         last_flush = time.monotonic()
         while not self._stopping.is_set():
-            batches = await self._consumer.getmany(
-                timeout_ms=self.settings.flush_interval_ms, max_records=self.max_batch
-            )
-            for tp, records in batches.items():
-                await self._fold_records(tp, records)
-            if time.monotonic() - last_flush >= interval_s:
-                await self._flush(finishing=[])
-                self._report_lag()
-                last_flush = time.monotonic()
+            try:
+                batches = await self._consumer.getmany(
+                    timeout_ms=self.settings.flush_interval_ms, max_records=self.max_batch
+                )
+                for tp, records in batches.items():
+                    await self._fold_records(tp, records)
+                if time.monotonic() - last_flush >= interval_s:
+                    await self._flush(finishing=[])
+                    self._report_lag()
+                    last_flush = time.monotonic()
+            except KafkaError as exc:
+                await self._start_over(exc)
+
+    async def _start_over(self, exc: Exception) -> None:
+        """After a failed send (e.g. a broker outage): replay every partition from its block start.
+
+        Nothing past the last committed block start was committed, and replays recompute the
+        same cumulative sums, so dropping the in-memory state loses and doubles nothing.
+        """
+        assert self._consumer is not None
+        log.warning("Kafka error, replaying owned partitions from their block starts: %r", exc)
+        self.states.clear()
+        self._pending = []
+        await asyncio.sleep(1.0)
+        with contextlib.suppress(KafkaError, AssertionError):
+            await self._consumer.seek_to_committed()
 
     def _report_lag(self) -> None:
         """Records not yet read per owned partition (from the fetcher's high-water marks)."""

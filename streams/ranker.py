@@ -7,6 +7,7 @@ in Redis, so a restarted leader does not publish the same change again.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -29,6 +30,7 @@ log = logging.getLogger("tokenboard.ranker")
 Publish = Callable[[str, dict[str, Any]], Awaitable[None]]
 WEEK_MS = 7 * 86_400_000
 RANK_REFRESH_S = 5.0
+SETTLE_MS = 3000
 PIPELINE_CHUNK = 5000
 
 
@@ -43,6 +45,7 @@ class Ranker:
         self.keys = keys
         self.publish = publish
         self._ranked_at: dict[str, float] = {}
+        self._totals_seen: dict[str, tuple[Any, int]] = {}
 
     async def tick(self, now_ms: int | None = None) -> None:
         """One pass; cheap when nothing changed."""
@@ -65,13 +68,28 @@ class Ranker:
                 continue
             end = week_end_ms(week) + grace
             if watermark >= end or (now >= end and now - changed_at >= idle):
-                await self._close(week)
-                closed.add(week)
+                if await self._settled(week, now):
+                    await self._close(week)
+                    closed.add(week)
             else:
                 await self._publish_live(week)
         for week in sorted(closed):
             await self._late_corrections(week)
         await self._expire(watermark, state.weeks)
+
+    async def _settled(self, week: str, now_ms: int) -> bool:
+        """True once the week's total stopped changing for SETTLE_MS.
+
+        The watermark comes from the fastest partition; other partitions and the other
+        workers' snapshots may still be adding to the week, and its final rankings must not
+        be computed on part of the data.
+        """
+        tokens = await self.client.hget(self.keys.total(week), "tokens")
+        seen = self._totals_seen.get(week)
+        if seen is None or seen[0] != tokens:
+            self._totals_seen[week] = (tokens, now_ms)
+            return False
+        return now_ms - seen[1] >= SETTLE_MS
 
     # Ranks --------------------------------------------------------------------------
     async def _ranking(self, dimension: str, week: str) -> list[Ranked]:
@@ -158,7 +176,11 @@ class Ranker:
             before = await self._published(dimension, week)
             if rank_of(before) == rank_of(current):
                 continue
+            # The same move can happen twice in a week (ranks go back and forth); the
+            # published list it starts from tells the two apart, and is itself deterministic.
+            basis = hashlib.sha1(orjson.dumps([[r.member, r.rank] for r in before])).hexdigest()
             for event in rank_changes(dimension, week, before, current, top_n, "live"):
+                event["id"] = hashlib.sha1(f"{event['id']}|{basis}".encode()).hexdigest()
                 await self.publish(self.settings.rankings_topic, event)
             await self._store_published(dimension, week, current)
 

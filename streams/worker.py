@@ -19,6 +19,7 @@ import faust
 import orjson
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
+from redis.exceptions import RedisError
 
 from aggregations.partials import decode_partials, partition_for
 from aggregations.totals import apply_partial, expired_keys
@@ -164,6 +165,15 @@ def build_app(settings: Settings) -> WorkerParts:
     async def snapshot() -> None:
         if app.rebalancing or getattr(app, "in_recovery", False):
             return  # a full rewrite follows once the recovered table is complete
+        try:
+            await write_snapshot()
+        except RedisError as exc:
+            # Redis down or restarting: keep counting; the marker check rewrites everything
+            # once it is back (a restarted-empty Redis has no marker).
+            log.warning("snapshot skipped, Redis unavailable: %r", exc)
+            seen_assignment.clear()
+
+    async def write_snapshot() -> None:
         owned = owned_partitions()
         full = owned != seen_assignment or await writer.needs_full_rewrite()
         dirty = parts.dirty
@@ -203,7 +213,10 @@ def build_app(settings: Settings) -> WorkerParts:
 
     @app.timer(1.0, on_leader=True)
     async def rank_tick() -> None:
-        await ranker.tick()
+        try:
+            await ranker.tick()
+        except RedisError as exc:
+            log.warning("ranker tick skipped, Redis unavailable: %r", exc)
 
     @app.task
     async def start_preaggregator() -> None:
