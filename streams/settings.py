@@ -29,7 +29,8 @@ class Settings:
 
     # Connections
     kafka_bootstrap: str = "127.0.0.1:9092"
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    # May carry a password (redis://user:secret@host): kept out of repr and tracebacks.
+    redis_url: str = field(default="redis://127.0.0.1:6379/0", repr=False)
     # Kafka client security (SASL/TLS); empty means PLAINTEXT.
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str = ""
