@@ -8,6 +8,7 @@ result file; the parent waits for that file, reads the child's peak RSS, then en
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -20,6 +21,7 @@ from typing import Any
 
 from bench.figures import Throughput
 from bench.procstats import cpu_seconds, machine_busy_seconds, peak_rss_mib
+from bench.progress import Progress
 
 
 @dataclass
@@ -28,11 +30,25 @@ class SelfTimer:
 
     target: int
     max_seconds: float
+    progress_path: Path | None = None
     spawned: float = field(default_factory=time.monotonic)
     count: int = 0
     first: float = 0.0
     cpu0: float = 0.0
     busy0: float = 0.0
+    shown: float = 0.0
+
+    def tick(self) -> bool:
+        """Count one event; True when the child should write its result and stop."""
+        if self.count == 0:
+            self.begin()
+        self.count += 1
+        if self.count % 2000 == 0 and self.progress_path is not None:
+            now = time.monotonic()
+            if now - self.shown >= 1.0:
+                self.shown = now
+                self.progress_path.write_text(str(self.count))
+        return self.finished()
 
     def begin(self) -> None:
         """Call at the first event."""
@@ -67,6 +83,11 @@ class SelfTimer:
         tmp.rename(path)
 
 
+def progress_file(result_path: Path) -> Path:
+    """Where a child writes its running count for the parent's progress line."""
+    return result_path.with_suffix(".progress")
+
+
 async def run_child(
     name: str,
     module: str,
@@ -75,18 +96,22 @@ async def run_child(
     log_path: Path,
     timeout_s: float,
     *,
+    target: int,
     notes: list[str] | None = None,
 ) -> Throughput:
     """Start ``python -m module args``, wait for its result file, end it."""
     result_path.unlink(missing_ok=True)
+    progress_path = progress_file(result_path)
+    progress_path.unlink(missing_ok=True)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", module, *args],
             stdout=log,
-            stderr=None,  # the child's progress line goes to our terminal
+            stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
+    progress = Progress(name, target)
     deadline = time.monotonic() + timeout_s
     peak = 0.0
     error = ""
@@ -99,6 +124,8 @@ async def run_child(
             if time.monotonic() > deadline:
                 error = f"no result within {timeout_s:.0f} s; see {log_path}"
                 break
+            with contextlib.suppress(OSError, ValueError):
+                progress.update(int(progress_path.read_text() or 0))
             await asyncio.sleep(0.2)
         peak = max(peak, peak_rss_mib(proc.pid))
     finally:
@@ -110,8 +137,10 @@ async def run_child(
                 proc.kill()
                 await asyncio.to_thread(proc.wait, 10)
     if error or not result_path.exists():
+        progress.done(0)
         return Throughput(name=name, events=0, seconds=0.0, complete=False, error=error)
     data = json.loads(result_path.read_text())
+    progress.done(int(data["events"]))
     result = Throughput(
         name=name,
         events=int(data["events"]),

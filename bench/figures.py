@@ -97,3 +97,4 @@ class Profile:
     by_total: list[HotSpot] = field(default_factory=list)
     raw_path: str = ""
     error: str = ""
+    events_per_s: float = 0.0

@@ -99,7 +99,7 @@ class PySpy:
         return profile
 
 
-def summarise(raw: str, seconds: float, top: int = 15) -> Profile:
+def summarise(raw: str, seconds: float, top: int = 20) -> Profile:
     """Self and inclusive shares of functions in py-spy's collapsed-stack output."""
     self_counts: Counter[tuple[str, str]] = Counter()
     total_counts: Counter[tuple[str, str]] = Counter()
@@ -110,11 +110,11 @@ def summarise(raw: str, seconds: float, top: int = 15) -> Profile:
             continue
         count = int(count_text)
         samples += count
-        frames = []
-        for frame in stack.split(";"):
-            match = _FRAME.match(frame)
+        frames: list[tuple[str, str]] = []
+        for text in stack.split(";"):
+            match = _FRAME.match(text)
             if match is None:
-                frames.append((frame, ""))
+                frames.append((text, ""))
             else:
                 frames.append((match["func"], _short(match["file"])))
         if frames:
@@ -124,7 +124,7 @@ def summarise(raw: str, seconds: float, top: int = 15) -> Profile:
     if not samples:
         return Profile(samples=0, seconds=seconds, rate=RATE_HZ, error="no samples")
 
-    def spots(counter: Counter[tuple[str, str]]) -> list[HotSpot]:
+    def spots(ranked: list[tuple[str, str]]) -> list[HotSpot]:
         return [
             HotSpot(
                 function=func,
@@ -132,13 +132,20 @@ def summarise(raw: str, seconds: float, top: int = 15) -> Profile:
                 self_pct=100 * self_counts[(func, where)] / samples,
                 total_pct=100 * total_counts[(func, where)] / samples,
             )
-            for (func, where), _ in counter.most_common(top)
+            for func, where in ranked[:top]
         ]
 
+    # Inclusive ranking without the frames every stack has (event loop, runpy, Faust's
+    # task wrappers): those above 60 % say nothing about where the work is.
+    inclusive = [
+        frame
+        for frame, count in total_counts.most_common()
+        if count < 0.6 * samples and not frame[1].startswith(("asyncio/", "mode/"))
+    ]
     return Profile(
         samples=samples,
         seconds=seconds,
         rate=RATE_HZ,
-        by_self=spots(self_counts),
-        by_total=spots(total_counts),
+        by_self=spots([frame for frame, _ in self_counts.most_common()]),
+        by_total=spots(inclusive),
     )

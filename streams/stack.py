@@ -413,9 +413,9 @@ class LocalStack:
                 last_note = time.monotonic()
             time.sleep(0.3)
         if waiting:
-            names = ", ".join(sorted(waiting))
+            pending = ", ".join(sorted(waiting))
             raise StackError(
-                f"{names} did not become ready within {READY_TIMEOUT_S:.0f} s; "
+                f"{pending} did not become ready within {READY_TIMEOUT_S:.0f} s; "
                 f"see `tokenboard stack logs` ({self.root / 'logs'})"
             )
 

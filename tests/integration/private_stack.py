@@ -9,29 +9,43 @@ ports and under its own run folder (normally below ``tmp_path``), and stops it a
   listeners, and can stop and start one service on its existing data.
 * :class:`RedisServer` runs a redis-server with a password, an ACL user and/or TLS.
 * :func:`make_tls_files` makes a throw-away CA and a server certificate with ``openssl``.
-* :func:`wait_until` is the one bounded polling loop every test uses.
+* :func:`wait_until` is the one bounded polling loop every test uses; :func:`wait_for_totals`
+  waits until Redis holds exactly the totals of a list of events, and the other helpers read
+  topics, worker metrics and run the gateway in-process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Awaitable, Callable, Iterator
+import urllib.request
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
 
+import orjson
 import pytest
+import redis.asyncio as aioredis
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
+from aggregations.events import UsageEvent
+from aggregations.weeks import week_id, week_start_ms
+from streams.ingest import build_ingest_app
+from streams.redis_keys import RedisKeys
 from streams.settings import Settings
 from streams.stack import KafkaSecurity, LocalStack, _redis_version
+from tests.integration.kafka_read import read_topic
+from tests.integration.processes import WorkerProcess
 
 T = TypeVar("T")
 
@@ -84,9 +98,13 @@ def _seed_classpath(run_dir: Path, version: str) -> None:
     target = run_dir / "kafka" / f"classpath-{version}.txt"
     if target.exists():
         return
-    candidates = [Settings.from_env().run_path, REPO / ".run"]
-    for base in candidates:
-        for cached in sorted(base.glob(f"**/kafka/classpath-{version}.txt")):
+    name = f"classpath-{version}.txt"
+    candidates: list[Path] = []
+    for base in (Settings.from_env().run_path, REPO / ".run"):
+        # Not a recursive glob: the data folders of running brokers change under it.
+        candidates += [base / "kafka" / name, *sorted(base.glob(f"*/kafka/{name}"))]
+    for cached in candidates:
+        with contextlib.suppress(OSError):
             jars = cached.read_text().strip()
             if jars and all(Path(j).exists() for j in jars.split(os.pathsep)):
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -168,6 +186,33 @@ class PrivateStack:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+    async def __aenter__(self) -> PrivateStack:
+        """Start in a thread: the stack's readiness probe runs its own event loop."""
+        try:
+            return await asyncio.to_thread(self.start)
+        except BaseException:
+            await asyncio.to_thread(self.close)
+            raise
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await asyncio.to_thread(self.close)
+
+    async def restart(self, name: str, down_s: float) -> float:
+        """Stop a service, keep it down ``down_s`` seconds, start it on the same data.
+
+        Runs in threads so the caller's clients keep working; returns the outage in seconds.
+        """
+        await asyncio.to_thread(self.stop_service, name)
+        down_at = time.monotonic()
+        await asyncio.sleep(down_s)
+        await asyncio.to_thread(self.start_service, name)
+        return time.monotonic() - down_at
 
     def log_tail(self, name: str, lines: int = 40) -> str:
         """The last lines of a service's log (for failure messages)."""
@@ -252,8 +297,9 @@ class RedisServer:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"redis-server exited: {self.log_path.read_text()[-2000:]}")
-            with contextlib.suppress(OSError), socket.create_connection(
-                ("127.0.0.1", self.port), timeout=0.5
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5),
             ):
                 return self
             time.sleep(0.1)
@@ -279,3 +325,182 @@ def redis_server(root: Path, *args: str, tls: TlsFiles | None = None) -> Iterato
         yield server.start()
     finally:
         server.stop()
+
+
+# Expected totals -------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Expected:
+    """What Redis must show for a set of events, each event id counted once."""
+
+    weeks: dict[str, int]
+    calls: dict[str, int]
+    cells: dict[tuple[str, str], int]
+    events: int
+
+    @classmethod
+    def of(cls, events: Iterable[UsageEvent]) -> Expected:
+        """Totals of the distinct event ids of ``events`` (a repeated id counts once)."""
+        weeks: dict[str, int] = {}
+        calls: dict[str, int] = {}
+        cells: dict[tuple[str, str], int] = {}
+        seen: set[str] = set()
+        for event in events:
+            if event.event_id in seen:
+                continue
+            seen.add(event.event_id)
+            week = week_id(event.ts_ms)
+            weeks[week] = weeks.get(week, 0) + event.tokens
+            calls[week] = calls.get(week, 0) + event.calls
+            cell = (week, event.model)
+            cells[cell] = cells.get(cell, 0) + event.tokens
+        return cls(weeks, calls, cells, len(seen))
+
+
+async def redis_mismatches(settings: Settings, expected: Expected) -> list[str]:
+    """Every week total, call count and model cell Redis does not show exactly (empty: exact)."""
+    keys = RedisKeys(settings.redis_prefix)
+    client = aioredis.from_url(settings.redis_url)
+    try:
+        pipe = client.pipeline(transaction=False)
+        weeks = sorted(expected.weeks)
+        cells = sorted(expected.cells)
+        for week in weeks:
+            pipe.hmget(keys.total(week), ["tokens", "calls"])
+        for week, model in cells:
+            pipe.zscore(keys.leaderboard("model", week), model)
+        values = await pipe.execute()
+    finally:
+        await client.aclose()
+    wrong: list[str] = []
+    for week, (tokens, calls) in zip(weeks, values[: len(weeks)], strict=True):
+        want = (expected.weeks[week], expected.calls[week])
+        if tokens is None or calls is None or (int(tokens), int(calls)) != want:
+            wrong.append(f"total {week}: tokens, calls {tokens}, {calls} != {want}")
+    for cell, value in zip(cells, values[len(weeks) :], strict=True):
+        if value is None or int(value) != expected.cells[cell]:
+            wrong.append(f"model {cell}: {value} != {expected.cells[cell]}")
+    return wrong
+
+
+async def wait_for_totals(
+    settings: Settings,
+    expected: Expected,
+    timeout_s: float,
+    workers: Iterable[WorkerProcess] = (),
+) -> float:
+    """Wait until Redis shows ``expected`` exactly; returns the seconds it took.
+
+    Fails at once, naming its log, when one of ``workers`` exited meanwhile (a crash).
+    """
+    started = time.monotonic()
+    last: list[str] = []
+    workers = list(workers)
+    while True:
+        for worker in workers:
+            code = worker.proc.poll() if worker.proc is not None else None
+            assert code is None, f"worker {worker.name} exited ({code}); see {worker.log_path}"
+        with contextlib.suppress(OSError, aioredis.RedisError):
+            last = await redis_mismatches(settings, expected)
+            if not last:
+                return time.monotonic() - started
+        if time.monotonic() - started > timeout_s:
+            raise TimeoutError(
+                f"Redis not exact after {timeout_s:.0f} s: {len(last)} wrong, e.g. {last[:5]}"
+            )
+        await asyncio.sleep(0.3)
+
+
+def make_events(tag: str, start: int, count: int, week: str = "2026-W46") -> list[UsageEvent]:
+    """``count`` valid events numbered from ``start``, over five models and one week."""
+    models = [
+        "deepseek/deepseek-v4-flash",
+        "openai/gpt-5.1",
+        "qwen/qwen3-max",
+        "anthropic/claude-sonnet-4.5",
+        "google/gemini-3-pro",
+    ]
+    base = week_start_ms(week) + 3_600_000
+    return [
+        UsageEvent(
+            event_id=f"{tag}-{i}",
+            ts_ms=base + (i * 7919) % (6 * 86_400_000),
+            model=models[i % len(models)],
+            prompt_tokens=1000 + i % 997,
+            completion_tokens=100 + i % 89,
+        )
+        for i in range(start, start + count)
+    ]
+
+
+VOLATILE_KEYS = (":writer:", ":snapshot:at", ":week:current")
+
+
+async def redis_view(settings: Settings) -> dict[str, object]:
+    """Every key of the settings' Redis prefix with its value, but the wall-clock ones."""
+    client = aioredis.from_url(settings.redis_url, decode_responses=True)
+    view: dict[str, object] = {}
+    try:
+        async for key in client.scan_iter(match=f"{settings.redis_prefix}:*", count=1000):
+            if any(mark in key for mark in VOLATILE_KEYS):
+                continue
+            kind = await client.type(key)
+            if kind == "hash":
+                view[key] = await client.hgetall(key)
+            elif kind == "zset":
+                view[key] = await client.zrange(key, 0, -1, withscores=True)
+            elif kind == "set":
+                view[key] = sorted(await client.smembers(key))
+            else:
+                view[key] = await client.get(key)
+    finally:
+        await client.aclose()
+    return view
+
+
+# Topics, metrics and the gateway -----------------------------------------------------------
+async def published_events(settings: Settings, topic: str) -> list[dict[str, object]]:
+    """The JSON payloads of a rankings or alerts topic, in no particular order."""
+    return [orjson.loads(r.value) for r in await read_topic(settings, topic) if r.value]
+
+
+def worker_metric(worker: WorkerProcess, name: str) -> float:
+    """A counter of a running worker's /metrics (summed over labels; 0 when absent)."""
+    url = f"http://127.0.0.1:{worker.settings.worker_web_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and (line[len(name)] in " {"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(
+    settings: Settings, *, wait_ready: bool = True, timeout_s: float = 60.0, **options: object
+) -> AsyncIterator[TestClient[web.Request, web.Application]]:
+    """The ingest gateway in-process on a real socket, with its own real producer."""
+    app = build_ingest_app(settings, **options)  # type: ignore[arg-type]
+    async with TestClient(TestServer(app)) as client:
+        if wait_ready:
+
+            async def ready() -> bool:
+                return (await client.get("/readyz")).status == 200
+
+            await wait_until(ready, timeout_s=timeout_s, what="gateway connected to Kafka")
+        yield client
+
+
+FIGURES = Path("test-output") / "reliability-figures.jsonl"
+
+
+def record_figures(case: str, **figures: object) -> None:
+    """Print a test's figures and append them to test-output/reliability-figures.jsonl.
+
+    RELIABILITY.md is written from these lines (``pytest -s`` shows them too).
+    """
+    line = json.dumps({"case": case, **figures}, sort_keys=True, default=str)
+    print(f"FIGURES {line}")
+    FIGURES.parent.mkdir(exist_ok=True)
+    with FIGURES.open("a") as out:
+        out.write(line + "\n")

@@ -1,0 +1,115 @@
+"""Stage 1's pure per-event work, timed in-process without Kafka: what one core can fold.
+
+The same functions the pre-aggregator's ``_fold_records`` calls, applied cumulatively to
+events of the benchmark dataset held in memory: ``orjson.loads`` alone (the ceiling's
+work), then ``decode_event`` (validation), then the id dedup, then catalog lookup plus
+``BlockAccumulator.add``, then the flush (drain, route, encode) every 20,000 events.
+Keep it in step with ``PreAggregator._fold_records`` when that changes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import orjson
+
+from aggregations.catalog import ModelInfo
+from aggregations.dedup import Deduplicator
+from aggregations.events import DEFAULT_LIMITS, decode_event
+from aggregations.partials import BlockAccumulator, encode_partials, group_by_partition
+from bench.dataset import DatasetSpec, Expected, generate
+from bench.progress import say
+from streams.catalog import load_catalog
+
+
+@dataclass
+class StepCost:
+    """Cumulative cost per event up to and including one step."""
+
+    step: str
+    us_per_event: float
+
+    @property
+    def events_per_s(self) -> float:
+        """What one core could do if this were all the work."""
+        return 1e6 / self.us_per_event if self.us_per_event > 0 else 0.0
+
+
+def _time(fn: Callable[[], None], events: int, repeat: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - started)
+    return best / events * 1e6
+
+
+def run_stage1_micro(events: int = 200_000) -> list[StepCost]:
+    """Microseconds per event of each cumulative step of stage 1 (best of three)."""
+    now_ms = int(time.time() * 1000)
+    spec = DatasetSpec(events=events, models=500, weeks=4, partitions=8, seed=5)
+    expected = Expected(topic="", events=events, partitions=8)
+    values = [v for chunk in generate(spec, expected, now_ms, "m-") for _, v in chunk]
+    catalog = load_catalog(None)
+    limits = DEFAULT_LIMITS
+    loads = orjson.loads
+
+    def only_loads() -> None:
+        for raw in values:
+            loads(raw)
+
+    def validate() -> None:
+        for raw in values:
+            decode_event(raw, now_ms=now_ms, watermark_ms=None, limits=limits)
+
+    def dedup() -> None:
+        seen = Deduplicator(86_400_000)
+        for offset, raw in enumerate(values):
+            event = decode_event(raw, now_ms=now_ms, watermark_ms=None, limits=limits)
+            seen.is_duplicate(event.event_id, offset, now_ms)
+
+    def fold(flush: bool) -> Callable[[], None]:
+        def run() -> None:
+            seen = Deduplicator(86_400_000)
+            acc = BlockAccumulator(0, 0, 3_600_000)
+            models: dict[str, ModelInfo] = {}
+            for offset, raw in enumerate(values):
+                event = decode_event(raw, now_ms=now_ms, watermark_ms=None, limits=limits)
+                if seen.is_duplicate(event.event_id, offset, now_ms):
+                    continue
+                info = models.get(event.model)
+                if info is None:
+                    info = models[event.model] = catalog.describe(event.model)
+                acc.add(
+                    offset,
+                    event.ts_ms,
+                    event.model,
+                    event.vendor or info.vendor,
+                    event.country or info.country,
+                    info.name,
+                    event.prompt_tokens,
+                    event.completion_tokens,
+                    event.calls,
+                )
+                if flush and offset % 20_000 == 19_999:
+                    for partials in group_by_partition(acc.drain(), 8).values():
+                        encode_partials(partials)
+                    seen.take_new()
+
+        return run
+
+    steps = [
+        ("orjson.loads only (the ceiling's work)", only_loads),
+        ("+ decode_event validation", validate),
+        ("+ dedup (blake2b digest, dict)", dedup),
+        ("+ catalog lookup (cached) + BlockAccumulator.add", fold(False)),
+        ("+ flush: drain, route, encode partials every 20k", fold(True)),
+    ]
+    out = []
+    for label, fn in steps:
+        cost = StepCost(label, _time(fn, len(values)))
+        out.append(cost)
+        say(f"  stage 1 micro: {label}: {cost.us_per_event:.2f} µs/event")
+    return out
