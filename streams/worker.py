@@ -19,6 +19,7 @@ import faust
 import orjson
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
 
 from aggregations.partials import decode_partials, partition_for
@@ -215,8 +216,9 @@ def build_app(settings: Settings) -> WorkerParts:
     async def rank_tick() -> None:
         try:
             await ranker.tick()
-        except RedisError as exc:
-            log.warning("ranker tick skipped, Redis unavailable: %r", exc)
+        except (RedisError, KafkaError) as exc:
+            # Unpublished changes are recomputed next tick: what was published is recorded.
+            log.warning("ranker tick skipped, Redis or Kafka unavailable: %r", exc)
 
     @app.task
     async def start_preaggregator() -> None:

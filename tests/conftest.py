@@ -9,7 +9,8 @@ _skipped_integration: list[str] = []
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     """Remember integration tests that were skipped."""
-    if report.skipped and "integration" in report.keywords:
+    # An expected failure (xfail, a documented open bug) reports as skipped: it did run.
+    if report.skipped and "integration" in report.keywords and not hasattr(report, "wasxfail"):
         _skipped_integration.append(report.nodeid)
 
 
