@@ -74,6 +74,7 @@ def _faust_credentials(settings: Settings) -> Any:
 
 def build_app(settings: Settings) -> WorkerParts:
     """A Faust app wired for tokenboard."""
+    (settings.run_path / "faust").mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id,
         broker=_broker_url(settings.kafka_bootstrap),
@@ -90,6 +91,8 @@ def build_app(settings: Settings) -> WorkerParts:
         broker_session_timeout=20.0,
         broker_heartbeat_interval=3.0,
         table_standby_replicas=0,
+        # Faust's own data folder goes under the run folder, not the working directory.
+        datadir=str(settings.run_path / "faust" / settings.app_id),
         # Changelog records leave in few large requests instead of one request each.
         producer_linger=0.02,
         producer_max_batch_size=1024 * 1024,
