@@ -24,14 +24,13 @@ from redis.exceptions import RedisError
 
 from aggregations.weeks import day_id
 from streams import queries
-from streams.metrics import HTTP_REQUESTS
 from streams.openapi_read import openapi_document
 from streams.redis_keys import RedisKeys
 from streams.reporting import weekly_report
 from streams.settings import Settings
 from streams.state import WeekNotFound, read_state, week_to_date_tokens
 from streams.views import EventNamer, EventTail, describe_event
-from streams.web import health_routes
+from streams.web import health_routes, request_counter
 
 SERVICE = "api"
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -62,7 +61,7 @@ STOPPING = web.AppKey("stopping", asyncio.Event)
 
 def build_api_app(settings: Settings) -> web.Application:
     """The API application: routes, middlewares, Redis client and readiness probe."""
-    app = web.Application(middlewares=[_metrics_middleware, _read_only_middleware, _errors])
+    app = web.Application(middlewares=[request_counter(SERVICE), _read_only_middleware, _errors])
     app[SETTINGS] = settings
     app[KEYS] = RedisKeys(settings.redis_prefix)
     app[HEALTH] = _Health()
@@ -103,23 +102,6 @@ def run_api(args: argparse.Namespace, settings: Settings) -> int:
 
 
 # Middlewares ------------------------------------------------------------------------------
-@web.middleware
-async def _metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Count every request by route template and status."""
-    resource = request.match_info.route.resource
-    route = resource.canonical if resource is not None else "unmatched"
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    finally:
-        HTTP_REQUESTS.labels(SERVICE, route, str(status)).inc()
-
-
 @web.middleware
 async def _read_only_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse every method but GET and HEAD, whatever the path: the API never writes."""

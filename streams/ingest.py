@@ -32,7 +32,7 @@ from streams.openapi_ingest import ingest_openapi
 from streams.producer import UsageProducer
 from streams.settings import Settings
 from streams.topics import ensure_topics
-from streams.web import health_routes
+from streams.web import health_routes, request_counter
 
 __all__ = ["DEFAULT_RATE_LIMIT", "RateLimit", "RateLimiter", "build_ingest_app", "run_ingest"]
 
@@ -289,23 +289,6 @@ class IngestGateway:
         metrics.EVENTS_PRODUCED.labels(self.producer.topic).inc(len(events))
 
 
-@web.middleware
-async def _count_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    finally:
-        resource = request.match_info.route.resource
-        # Unmatched paths share one label: arbitrary URLs must not create new time series.
-        route = resource.canonical if resource is not None else "unmatched"
-        metrics.HTTP_REQUESTS.labels(SERVICE, route, str(status)).inc()
-
-
 def build_ingest_app(
     settings: Settings,
     producer: UsageProducer | None = None,
@@ -320,7 +303,9 @@ def build_ingest_app(
     Kafka is unreachable, and stops it on cleanup. ``rate_limit`` None disables rate limiting.
     """
     gateway = IngestGateway(settings, producer, rate_limit, send_timeout_s)
-    app = web.Application(client_max_size=settings.max_request_bytes, middlewares=[_count_requests])
+    app = web.Application(
+        client_max_size=settings.max_request_bytes, middlewares=[request_counter(SERVICE)]
+    )
     document = ingest_openapi(settings)
 
     async def openapi(request: web.Request) -> web.Response:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from streams.metrics import HTTP_REQUESTS
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def health_routes(ready: Callable[[], bool], service: str) -> list[web.RouteDef]:
@@ -38,3 +42,28 @@ async def serve_health(port: int, ready: Callable[[], bool], service: str) -> we
     site = web.TCPSite(runner, "0.0.0.0", port)  # probes come from outside the pod
     await site.start()
     return runner
+
+
+Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
+
+
+def request_counter(service: str) -> Middleware:
+    """Middleware counting every request of ``service`` by route template and status."""
+
+    @web.middleware
+    async def count(request: web.Request, handler: Handler) -> web.StreamResponse:
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            resource = request.match_info.route.resource
+            # Unmatched paths share one label: arbitrary URLs must not create new time series.
+            route = resource.canonical if resource is not None else "unmatched"
+            HTTP_REQUESTS.labels(service, route, str(status)).inc()
+
+    return count
