@@ -170,7 +170,17 @@ async def test_worker_restart_publishes_no_duplicate_changes(
     w1 = start_worker("w1", idle_close_seconds=2)
     await produce_scenario(settings, seed_scenario, 5, show=False)
     await wait_for_pipeline(settings, seed_scenario, timeout_s=120, show=False)
-    await asyncio.sleep(6)  # the ranker closes W47 after the idle timeout
+    # The ranker closes W47 once idle and settled; count only after every week is closed.
+    keys = RedisKeys(settings.redis_prefix)
+    client = aioredis.from_url(settings.redis_url)
+    try:
+        deadline = time.monotonic() + 60
+        while await client.zcard(keys.closed_weeks) < len(seed_scenario.weeks):
+            assert time.monotonic() < deadline, "the ranker did not close every week"
+            await asyncio.sleep(0.5)
+    finally:
+        await client.aclose()
+    await asyncio.sleep(2)  # publications of the last close are acknowledged
     changes = await read_topic(settings, settings.rankings_topic)
     alerts = await read_topic(settings, settings.alerts_topic)
     assert changes and alerts
