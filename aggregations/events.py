@@ -545,11 +545,7 @@ def _from_item(
     if type(item) is not dict:
         return InvalidEvent("not_object", f"an event must be a JSON object, got {_json_type(item)}")
     if check_size:
-        try:
-            size = len(orjson.dumps(item))
-        except orjson.JSONEncodeError:
-            # orjson writes less nesting than it reads; such an element is no usage event.
-            return InvalidEvent("oversized", "event is nested too deeply")
+        size = encoded_size(item)
         if size > limits.max_event_bytes:
             return InvalidEvent(
                 "oversized", f"event is {size} bytes, the limit is {limits.max_event_bytes}"
@@ -560,6 +556,33 @@ def _from_item(
         return exc
 
 
+def encoded_size(doc: object) -> int:
+    """Bytes of ``doc`` as compact JSON (what ``orjson.dumps`` writes), at any nesting depth.
+
+    orjson writes fewer nesting levels than it reads, so a decoded element cannot always be
+    re-encoded to be measured; this walks it with an explicit stack instead of recursion.
+    """
+    try:
+        return len(orjson.dumps(doc))
+    except orjson.JSONEncodeError:
+        pass
+    size = 0
+    stack: list[object] = [doc]
+    while stack:
+        node = stack.pop()
+        if type(node) is dict:
+            size += 2 + max(0, 2 * len(node) - 1)  # braces, one colon per entry, commas
+            for key, value in node.items():
+                size += len(orjson.dumps(key))
+                stack.append(value)
+        elif type(node) is list:
+            size += 2 + max(0, len(node) - 1)  # brackets, commas
+            stack.extend(node)
+        else:
+            size += len(orjson.dumps(node))
+    return size
+
+
 def _decode_lines(
     body: bytes,
     whole_body_error: InvalidEvent,
@@ -567,11 +590,13 @@ def _decode_lines(
     watermark_ms: int | None,
     limits: Limits,
 ) -> list[UsageEvent | InvalidEvent]:
+    lines = [line for line in body.split(b"\n") if line.strip()]
+    if len(lines) <= 1:
+        # One line that is not JSON is the body itself: its verdict must not depend on size.
+        return [whole_body_error]
     results: list[UsageEvent | InvalidEvent] = []
     any_line_parsed = False
-    for line in body.split(b"\n"):
-        if not line.strip():
-            continue
+    for line in lines:
         try:
             results.append(
                 decode_event(line, now_ms=now_ms, watermark_ms=watermark_ms, limits=limits)

@@ -23,6 +23,7 @@ from aggregations.events import (
     decode_batch,
     decode_event,
     encode_event,
+    encoded_size,
     event_from_mapping,
     parse_timestamp,
 )
@@ -596,6 +597,26 @@ def test_batch_oversized_events() -> None:
     assert reasons(decode_batch(body, now_ms=NOW_MS, limits=limits)) == ["ok", "oversized", "ok"]
 
 
+def test_batch_verdict_of_a_deeply_nested_element_does_not_depend_on_the_batch() -> None:
+    """An element nested deeper than orjson writes is measured, not rejected for its depth."""
+    limits = Limits(max_event_bytes=4000)
+    deep = b"[" * 300 + b'"leaf"' + b"]" * 300  # deeper than orjson can write
+    event = orjson.dumps(make_event(event_id="deep", extra=0)).replace(b"0}", deep + b"}")
+    padding = [orjson.dumps(make_event(event_id=f"p{i}", pad="x" * 200)) for i in range(30)]
+    alone = decode_batch(b"[" + event + b"]", now_ms=NOW_MS, limits=limits)
+    big = b"[" + b",".join([event, *padding]) + b"]"
+    assert len(big) > limits.max_event_bytes
+    assert reasons(alone) == reasons(decode_batch(big, now_ms=NOW_MS, limits=limits))[:1] == ["ok"]
+
+
+def test_batch_broken_one_line_body_is_bad_json_whatever_its_size() -> None:
+    """A one-line body that is not JSON is bad_json as a whole, even above the event limit."""
+    limits = Limits(max_event_bytes=400)
+    for count in (1, 10):
+        body = b"[" + b",".join([orjson.dumps(make_event(pad="x" * 100))] * count) + b",NaN]"
+        assert reasons(decode_batch(body, now_ms=NOW_MS, limits=limits)) == ["bad_json"]
+
+
 def test_batch_empty_array() -> None:
     """An empty array is a valid, empty batch."""
     assert decode_batch(b"[]", now_ms=NOW_MS) == []
@@ -607,3 +628,21 @@ def test_batch_of_cloudevents() -> None:
     results = decode_batch(body, now_ms=NOW_MS)
     assert reasons(results) == ["ok", "bad_cloudevent"]
     assert isinstance(results[0], UsageEvent) and results[0].event_id == "ce-1"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats(allow_nan=False,
+    allow_infinity=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=30,
+)  # fmt: skip
+
+
+@given(json_values, st.integers(0, 400))
+def test_encoded_size_equals_orjson_length_at_any_depth(value: Any, depth: int) -> None:
+    """encoded_size is the compact JSON length, also past the depth orjson can write."""
+    wrapped = value
+    for _ in range(depth):
+        wrapped = {"k": [wrapped]}
+    inner = len(orjson.dumps(value))
+    assert encoded_size(wrapped) == inner + depth * len(b'{"k":[]}')

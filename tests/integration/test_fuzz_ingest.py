@@ -503,14 +503,6 @@ def test_batch_decoder_isolates_every_defect(body: Body) -> None:
     assert [verdict(r) for r in results] == body.verdicts
 
 
-@pytest.mark.xfail(
-    reason="BUG (aggregations/events.py _from_item): in a JSON array larger than "
-    "max_event_bytes each element is re-encoded with orjson to measure it; orjson writes at "
-    "most ~254 levels of nesting (it reads 1024), so an element with a deeply nested unknown "
-    "field is rejected as 'oversized: nested too deeply' although alone, in a small array or "
-    "on an NDJSON line it is accepted.",
-    strict=True,
-)
 def test_an_events_verdict_does_not_depend_on_its_batch() -> None:
     """A deeply nested unknown field gets the same verdict alone and in a large array."""
     event = {
@@ -530,12 +522,6 @@ def test_an_events_verdict_does_not_depend_on_its_batch() -> None:
     assert verdict(alone[0]) == verdict(batched[0]) == (None, None)
 
 
-@pytest.mark.xfail(
-    reason="BUG (aggregations/events.py decode_batch/_decode_lines): a body that is not JSON "
-    "is retried as NDJSON; a one-line body (a broken JSON array) larger than max_event_bytes "
-    "is then judged as one NDJSON event and answered 'oversized' instead of 'bad_json'.",
-    strict=True,
-)
 def test_a_broken_array_is_bad_json_whatever_its_size() -> None:
     """A JSON array with a NaN in it is bad_json for the whole body, small or large."""
     event = {"event_id": "e", "ts": now_ms(), "model": "m", "prompt_tokens": 1,
