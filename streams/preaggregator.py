@@ -24,6 +24,7 @@ from aggregations.dedup import Deduplicator, pack_entries, unpack_entries
 from aggregations.events import DEFAULT_LIMITS, InvalidEvent, Limits, decode_event
 from aggregations.partials import BlockAccumulator, block_of, encode_partials, group_by_partition
 from streams import metrics
+from streams.rewind import rewind_to_committed
 from streams.settings import Settings
 
 log = logging.getLogger("tokenboard.preaggregator")
@@ -152,7 +153,7 @@ class PreAggregator:
         self._pending = []
         await asyncio.sleep(1.0)
         with contextlib.suppress(KafkaError, AssertionError):
-            await self._consumer.seek_to_committed()
+            await rewind_to_committed(self._consumer)
 
     def _report_lag(self) -> None:
         """Records not yet read per owned partition (from the fetcher's high-water marks)."""

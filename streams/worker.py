@@ -29,6 +29,7 @@ from streams.catalog import load_catalog
 from streams.preaggregator import PreAggregator
 from streams.ranker import Ranker
 from streams.redis_keys import RedisKeys
+from streams.rewind import RewindingApp
 from streams.settings import Settings
 from streams.snapshots import SnapshotWriter
 from streams.topics import ensure_topics
@@ -75,7 +76,7 @@ def _faust_credentials(settings: Settings) -> Any:
 def build_app(settings: Settings) -> WorkerParts:
     """A Faust app wired for tokenboard."""
     (settings.run_path / "faust").mkdir(parents=True, exist_ok=True)
-    app = faust.App(
+    app = RewindingApp(
         settings.app_id,
         broker=_broker_url(settings.kafka_bootstrap),
         broker_credentials=_faust_credentials(settings),
