@@ -22,6 +22,7 @@ from aggregations.events import (
     UsageEvent,
     decode_batch,
     decode_event,
+    decode_fields,
     encode_event,
     encoded_size,
     event_from_mapping,
@@ -630,7 +631,7 @@ def test_batch_of_cloudevents() -> None:
     assert isinstance(results[0], UsageEvent) and results[0].event_id == "ce-1"
 
 
-json_values = st.recursive(
+writable_json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats(allow_nan=False,
     allow_infinity=False) | st.text(),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
@@ -638,7 +639,7 @@ json_values = st.recursive(
 )  # fmt: skip
 
 
-@given(json_values, st.integers(0, 400))
+@given(writable_json_values, st.integers(0, 400))
 def test_encoded_size_equals_orjson_length_at_any_depth(value: Any, depth: int) -> None:
     """encoded_size is the compact JSON length, also past the depth orjson can write."""
     wrapped = value
@@ -646,3 +647,63 @@ def test_encoded_size_equals_orjson_length_at_any_depth(value: Any, depth: int) 
         wrapped = {"k": [wrapped]}
     inner = len(orjson.dumps(value))
     assert encoded_size(wrapped) == inner + depth * len(b'{"k":[]}')
+
+
+def outcome(
+    decode: Any, raw: bytes, watermark_ms: int | None, limits: Limits = DEFAULT_LIMITS
+) -> object:
+    """What a decoder makes of ``raw``: its counted fields, or the rejection in full."""
+    try:
+        result = decode(raw, now_ms=NOW_MS, watermark_ms=watermark_ms, limits=limits)
+    except InvalidEvent as exc:
+        return ("rejected", exc.reason, exc.field, str(exc))
+    if isinstance(result, UsageEvent):
+        e = result
+        return (e.event_id, e.ts_ms, e.model, e.prompt_tokens, e.completion_tokens, e.calls,
+                e.vendor, e.country)  # fmt: skip
+    return result
+
+
+SMALL_LIMITS = Limits(max_event_bytes=300, max_id_length=20, max_name_length=30)
+watermarks = st.none() | st.integers(MIN_TS_MS, NOW_MS + 30 * DAY_MS)
+
+
+@given(
+    valid_events | mutated_events.map(json.dumps) | st.binary(max_size=80),
+    watermarks,
+    st.sampled_from([DEFAULT_LIMITS, SMALL_LIMITS]),
+)
+def test_decode_fields_agrees_with_decode_event(
+    source: object, watermark_ms: int | None, limits: Limits
+) -> None:
+    """The hot loop's fast path gives exactly decode_event's values and verdicts."""
+    if isinstance(source, UsageEvent):
+        raw = encode_event(source)
+    elif isinstance(source, str):
+        raw = source.encode()
+    else:
+        assert isinstance(source, bytes)
+        raw = source
+    fast = outcome(decode_fields, raw, watermark_ms, limits)
+    assert fast == outcome(decode_event, raw, watermark_ms, limits)
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        make_event(),
+        make_event(vendor="", country="", app="", region=""),
+        make_event(vendor="v", country="cn", calls=3, reasoning_tokens=5, cached_tokens=6),
+        make_event(country="C1"),
+        make_event(ts="2026-11-18T11:00:00Z"),
+        make_event(prompt_tokens=True),
+        make_event(calls=0),
+        make_event(event_id=""),
+        make_event(app=7),
+        cloudevent(make_event()),
+    ],
+)
+def test_decode_fields_agrees_on_edge_shapes(event: dict[str, object]) -> None:
+    """Empty optional strings, lowercase countries, RFC 3339 times, bools, CloudEvents."""
+    raw = orjson.dumps(event)
+    assert outcome(decode_fields, raw, None) == outcome(decode_event, raw, None)
