@@ -21,7 +21,6 @@ from aggregations.totals import (
     TOKENS,
     TOTAL_MEMBER,
     Partial,
-    zero_counts,
 )
 from aggregations.weeks import day_id, week_end_ms, week_id
 
@@ -82,6 +81,8 @@ class BlockAccumulator:
         self._sums: dict[str, dict[str, list[int]]] = {}
         self._max_ts: dict[str, int] = {}
         self._days = _DayCache()
+        # Table keys and day id of each fine key: built once per block, not at every drain.
+        self._table_keys: dict[FineKey, tuple[tuple[str, str, str, str], str]] = {}
 
     def add(
         self,
@@ -135,34 +136,54 @@ class BlockAccumulator:
         """Partials of every key touched since the last drain, cumulative within the block."""
         touched: set[str] = set()
         meta: dict[str, tuple[str, str, str]] = {}
+        sums = self._sums
+        max_ts = self._max_ts
+        drained = self._drained
+        table_keys = self._table_keys
         for fine in self._dirty:
             day_number, model, vendor, country = fine
-            week, day, _ = self._days.lookup(day_number * DAY_MS)
             now = self._fine[fine]
-            before = self._drained.get(fine)
-            delta = (
-                list(now) if before is None else [n - b for n, b in zip(now, before, strict=True)]
-            )
-            self._drained[fine] = list(now)
-            model_key = f"model:{week}:{model}"
-            meta[model_key] = (self._names[model], vendor, country)
-            for key in (
-                model_key,
-                f"country:{week}:{country}",
-                f"vendor:{week}:{vendor}",
-                f"total:{week}:{TOTAL_MEMBER}",
-            ):
-                days = self._sums.get(key)
+            before = drained.get(fine)
+            drained[fine] = now[:]
+            if before is not None:
+                tokens, prompt, completion, calls, late = (
+                    now[0] - before[0],
+                    now[1] - before[1],
+                    now[2] - before[2],
+                    now[3] - before[3],
+                    now[4] - before[4],
+                )
+            else:
+                tokens, prompt, completion, calls, late = now[0], now[1], now[2], now[3], now[4]
+            newest = now[_MAX_TS]
+            found = table_keys.get(fine)
+            if found is None:
+                week, day, _ = self._days.lookup(day_number * DAY_MS)
+                keys = (
+                    f"model:{week}:{model}",
+                    f"country:{week}:{country}",
+                    f"vendor:{week}:{vendor}",
+                    f"total:{week}:{TOTAL_MEMBER}",
+                )
+                found = table_keys[fine] = (keys, day)
+            keys, day = found
+            meta[keys[0]] = (self._names[model], vendor, country)
+            for key in keys:
+                days = sums.get(key)
                 if days is None:
-                    days = self._sums[key] = {}
+                    days = sums[key] = {}
                 bucket = days.get(day)
                 if bucket is None:
-                    bucket = days[day] = zero_counts()
-                for i in range(LATE + 1):
-                    bucket[i] += delta[i]
-                if now[_MAX_TS] > self._max_ts.get(key, 0):
-                    self._max_ts[key] = now[_MAX_TS]
-                touched.add(key)
+                    days[day] = [tokens, prompt, completion, calls, late]
+                else:
+                    bucket[0] += tokens
+                    bucket[1] += prompt
+                    bucket[2] += completion
+                    bucket[3] += calls
+                    bucket[4] += late
+                if newest > max_ts.get(key, 0):
+                    max_ts[key] = newest
+            touched.update(keys)
         self._dirty.clear()
         return [
             Partial(
@@ -170,8 +191,8 @@ class BlockAccumulator:
                 source=self.source,
                 block=self.block,
                 end=self.end,
-                days={d: list(c) for d, c in self._sums[key].items()},
-                max_ts=self._max_ts[key],
+                days={d: c[:] for d, c in sums[key].items()},
+                max_ts=max_ts[key],
                 meta=meta.get(key),
             )
             for key in sorted(touched)

@@ -2,7 +2,7 @@
 
 The same functions the pre-aggregator's ``_fold_records`` calls, applied cumulatively to
 events of the benchmark dataset held in memory: ``orjson.loads`` alone (the ceiling's
-work), then ``decode_event`` (validation), then the id dedup, then catalog lookup plus
+work), then ``decode_fields`` (validation), then the id dedup, then catalog lookup plus
 ``BlockAccumulator.add``, then the flush (drain, route, encode) every 20,000 events.
 Keep it in step with ``PreAggregator._fold_records`` when that changes.
 """
@@ -17,7 +17,7 @@ import orjson
 
 from aggregations.catalog import ModelInfo
 from aggregations.dedup import Deduplicator
-from aggregations.events import DEFAULT_LIMITS, decode_event
+from aggregations.events import DEFAULT_LIMITS, decode_fields
 from aggregations.partials import BlockAccumulator, encode_partials, group_by_partition
 from bench.dataset import DatasetSpec, Expected, generate
 from bench.progress import say
@@ -62,13 +62,13 @@ def run_stage1_micro(events: int = 200_000) -> list[StepCost]:
 
     def validate() -> None:
         for raw in values:
-            decode_event(raw, now_ms=now_ms, watermark_ms=None, limits=limits)
+            decode_fields(raw, now_ms=now_ms, watermark_ms=None, limits=limits)
 
     def dedup() -> None:
         seen = Deduplicator(86_400_000)
         for offset, raw in enumerate(values):
-            event = decode_event(raw, now_ms=now_ms, watermark_ms=None, limits=limits)
-            seen.is_duplicate(event.event_id, offset, now_ms)
+            event_id = decode_fields(raw, now_ms=now_ms, watermark_ms=None, limits=limits)[0]
+            seen.is_duplicate(event_id, offset, now_ms)
 
     def fold(flush: bool) -> Callable[[], None]:
         def run() -> None:
@@ -76,22 +76,24 @@ def run_stage1_micro(events: int = 200_000) -> list[StepCost]:
             acc = BlockAccumulator(0, 0, 3_600_000)
             models: dict[str, ModelInfo] = {}
             for offset, raw in enumerate(values):
-                event = decode_event(raw, now_ms=now_ms, watermark_ms=None, limits=limits)
-                if seen.is_duplicate(event.event_id, offset, now_ms):
+                event_id, ts_ms, model, prompt, completion, calls, vendor, country = decode_fields(
+                    raw, now_ms=now_ms, watermark_ms=None, limits=limits
+                )
+                if seen.is_duplicate(event_id, offset, now_ms):
                     continue
-                info = models.get(event.model)
+                info = models.get(model)
                 if info is None:
-                    info = models[event.model] = catalog.describe(event.model)
+                    info = models[model] = catalog.describe(model)
                 acc.add(
                     offset,
-                    event.ts_ms,
-                    event.model,
-                    event.vendor or info.vendor,
-                    event.country or info.country,
+                    ts_ms,
+                    model,
+                    vendor or info.vendor,
+                    country or info.country,
                     info.name,
-                    event.prompt_tokens,
-                    event.completion_tokens,
-                    event.calls,
+                    prompt,
+                    completion,
+                    calls,
                 )
                 if flush and offset % 20_000 == 19_999:
                     for partials in group_by_partition(acc.drain(), 8).values():
@@ -102,7 +104,7 @@ def run_stage1_micro(events: int = 200_000) -> list[StepCost]:
 
     steps = [
         ("orjson.loads only (the ceiling's work)", only_loads),
-        ("+ decode_event validation", validate),
+        ("+ decode_fields validation", validate),
         ("+ dedup (blake2b digest, dict)", dedup),
         ("+ catalog lookup (cached) + BlockAccumulator.add", fold(False)),
         ("+ flush: drain, route, encode partials every 20k", fold(True)),
