@@ -21,11 +21,16 @@ from aiokafka.errors import CommitFailedError, KafkaError
 
 from aggregations.catalog import Catalog, ModelInfo
 from aggregations.dedup import Deduplicator, pack_entries, unpack_entries
-from aggregations.events import DEFAULT_LIMITS, InvalidEvent, Limits, decode_event
+from aggregations.events import DEFAULT_LIMITS, InvalidEvent, Limits, decode_fields
 from aggregations.partials import BlockAccumulator, block_of, encode_partials, group_by_partition
 from streams import metrics
 from streams.rewind import rewind_to_committed
 from streams.settings import Settings
+
+#: A partition this many records behind its end has a backlog: see PreAggregator._behind.
+BACKLOG_RECORDS = 5000
+#: While behind, partials are flushed at least this often (block ends flush anyway).
+BACKLOG_FLUSH_S = 5.0
 
 log = logging.getLogger("tokenboard.preaggregator")
 
@@ -134,9 +139,11 @@ class PreAggregator:
                 )
                 for tp, records in batches.items():
                     await self._fold_records(tp, records)
-                if time.monotonic() - last_flush >= interval_s:
+                since_flush = time.monotonic() - last_flush
+                if since_flush >= interval_s and (
+                    since_flush >= BACKLOG_FLUSH_S or not self._behind()
+                ):
                     await self._flush(finishing=[])
-                    self._report_lag()
                     last_flush = time.monotonic()
             except KafkaError as exc:
                 await self._start_over(exc)
@@ -155,15 +162,22 @@ class PreAggregator:
         with contextlib.suppress(KafkaError, AssertionError):
             await rewind_to_committed(self._consumer)
 
-    def _report_lag(self) -> None:
-        """Records not yet read per owned partition (from the fetcher's high-water marks)."""
+    def _behind(self) -> bool:
+        """True while some owned partition has a backlog (and reports the lag per partition).
+
+        Flushing costs per key touched, not per event: while a backlog is read, flushing every
+        interval would redo the same keys' work many times per block for no visible gain.
+        """
         assert self._consumer is not None
+        behind = False
         for partition, state in self.states.items():
             tp = TopicPartition(self.settings.usage_topic, partition)
             highwater = self._consumer.highwater(tp)
             if highwater is not None:
                 lag = max(0, highwater - state.accumulator.end - 1)
                 metrics.CONSUMER_LAG.labels(str(partition)).set(lag)
+                behind = behind or lag > BACKLOG_RECORDS
+        return behind
 
     # Folding ------------------------------------------------------------------------
     async def _fold_records(self, tp: TopicPartition, records: list[Any]) -> None:
@@ -182,6 +196,8 @@ class PreAggregator:
         acc = state.accumulator
         dedup = state.dedup
         models = self._models
+        limits = self.limits
+        decode = decode_fields
         for record in records:
             consumed += 1
             block = block_of(record.offset, size)
@@ -189,37 +205,37 @@ class PreAggregator:
                 await self._finish_block(state, block)
                 acc = state.accumulator
             try:
-                event = decode_event(
+                event_id, ts_ms, model, prompt, completion, calls, vendor, country = decode(
                     record.value or b"",
                     now_ms=now_ms,
                     watermark_ms=acc.watermark_ms or None,
-                    limits=self.limits,
+                    limits=limits,
                 )
             except InvalidEvent as exc:
                 self._dead_letter(record, exc)
                 acc.skip(record.offset)
                 continue
-            if dedup.is_duplicate(event.event_id, record.offset, record.timestamp):
+            if dedup.is_duplicate(event_id, record.offset, record.timestamp):
                 duplicates += 1
                 acc.skip(record.offset)
                 continue
-            info = models.get(event.model)
+            info = models.get(model)
             if info is None:
-                info = models[event.model] = self.catalog.describe(event.model)
+                info = models[model] = self.catalog.describe(model)
             if acc.add(
                 record.offset,
-                event.ts_ms,
-                event.model,
-                event.vendor or info.vendor,
-                event.country or info.country,
+                ts_ms,
+                model,
+                vendor or info.vendor,
+                country or info.country,
                 info.name,
-                event.prompt_tokens,
-                event.completion_tokens,
-                event.calls,
+                prompt,
+                completion,
+                calls,
             ):
                 late += 1
             counted += 1
-            tokens += event.prompt_tokens + event.completion_tokens
+            tokens += prompt + completion
         if records:
             state.pending_ms.append(records[-1].timestamp)
             state.newest_record_ms = max(state.newest_record_ms, records[-1].timestamp)
