@@ -130,6 +130,11 @@ class Settings:
         return self.topic("alerts")
 
     @property
+    def ranker_state_topic(self) -> str:
+        """The ranker's record of what it published (compacted): it outlives Redis."""
+        return self.topic("ranker.state")
+
+    @property
     def run_path(self) -> Path:
         """The local stack's run folder (pids, logs, data)."""
         return Path(self.run_dir).resolve()

@@ -793,18 +793,25 @@ def test_rendered_topics_cover_settings(rendered: tuple[str, list[dict[str, Any]
     }
     changelog = f"{settings.app_id}-weekly-changelog"
     leader = f"{settings.app_id}-__assignor-__leader"
-    assert set(topics) == {*expected_retention, changelog, leader}
+    ranker_state = settings.ranker_state_topic
+    assert set(topics) == {*expected_retention, changelog, leader, ranker_state}
     for name, topic in topics.items():
         assert topic["apiVersion"] == STRIMZI_API
         assert topic["metadata"]["labels"]["strimzi.io/cluster"] == STRIMZI_CLUSTER
         spec = topic["spec"]
-        expected_partitions = 1 if name == leader else EXPECTED_PARTITIONS[variant]
+        single = name in (leader, ranker_state)
+        expected_partitions = 1 if single else EXPECTED_PARTITIONS[variant]
         assert spec["partitions"] == expected_partitions, name
+        # The overlays must leave the single-partition topics alone.
+        partitioned = topic["metadata"]["labels"]["tokenboard/partitioned"]
+        assert partitioned == ("false" if single else "true"), name
         assert spec["replicas"] == 3
         config = spec["config"]
         assert int(config["min.insync.replicas"]) == 2
-        if name == changelog:
+        if name in (changelog, ranker_state):
+            # Latest value per key: the ranker's state must never expire by age.
             assert config["cleanup.policy"] == "compact"
+            assert "retention.ms" not in config
         else:
             assert config["cleanup.policy"] == "delete"
         if name in expected_retention:
