@@ -71,6 +71,17 @@ class RedisKeys:
         """Set of weeks whose final ranking changes and alerts were published."""
         return f"{self.prefix}:finalized"
 
+    @property
+    def ranker_marker(self) -> str:
+        """String: which load and version of the ranker's state Redis mirrors; missing after
+        FLUSHALL or an empty restart."""
+        return f"{self.prefix}:ranker:mirror"
+
+    @property
+    def snapshot_partitions(self) -> str:
+        """Set of partials partitions fully rewritten since Redis last lost its state."""
+        return f"{self.prefix}:snapshot:partitions"
+
     def writer_marker(self, worker_id: str) -> str:
         """Set while a worker's snapshot is complete; missing after FLUSHALL or restart."""
         return f"{self.prefix}:writer:{worker_id}"

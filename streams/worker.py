@@ -28,6 +28,7 @@ from streams import metrics
 from streams.catalog import load_catalog
 from streams.preaggregator import PreAggregator
 from streams.ranker import Ranker
+from streams.ranker_state import RankerStateLog
 from streams.redis_keys import RedisKeys
 from streams.rewind import RewindingApp
 from streams.settings import Settings
@@ -200,6 +201,9 @@ def build_app(settings: Settings) -> WorkerParts:
             seen_assignment.clear()
             seen_assignment.update(owned)
             await writer.mark_complete()
+            if owned:
+                # After Redis lost its state the ranker waits until every partition is back.
+                await redis_client.sadd(keys.snapshot_partitions, *sorted(owned))
         if writer.last_write_s:
             metrics.SNAPSHOT_AGE.set(time.time() - writer.last_write_s)
 
@@ -216,10 +220,17 @@ def build_app(settings: Settings) -> WorkerParts:
         await producer.send_and_wait(topic, orjson.dumps(event), key=event["id"].encode())
         metrics.EVENTS_PRODUCED.labels(topic).inc()
 
-    ranker = Ranker(settings, redis_client, keys, publish)
+    state_log = RankerStateLog(settings)
+    ranker = Ranker(settings, redis_client, keys, publish, state_log)
+    ranked_in_rebalance = [-1]
 
     @app.timer(1.0, on_leader=True)
     async def rank_tick() -> None:
+        # Leadership moves only in a rebalance, and another leader may have published
+        # meanwhile: the first tick after one reads the ranker's state topic again.
+        if app.rebalancing_count != ranked_in_rebalance[0]:
+            ranked_in_rebalance[0] = app.rebalancing_count
+            ranker.forget()
         try:
             await ranker.tick()
         except (RedisError, KafkaError) as exc:
@@ -241,6 +252,7 @@ def build_app(settings: Settings) -> WorkerParts:
         producer = producer_box.pop("p", None)
         if producer is not None:
             await producer.stop()
+        await state_log.stop()
 
     return parts
 

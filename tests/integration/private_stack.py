@@ -432,7 +432,8 @@ def make_events(tag: str, start: int, count: int, week: str = "2026-W46") -> lis
     ]
 
 
-VOLATILE_KEYS = (":writer:", ":snapshot:at", ":week:current")
+# ":ranker:mirror" names the ranker's load of its state topic (a random token), not state.
+VOLATILE_KEYS = (":writer:", ":snapshot:at", ":week:current", ":ranker:mirror")
 
 
 async def redis_view(settings: Settings) -> dict[str, object]:
