@@ -38,6 +38,9 @@ from streams.web import serve_health
 
 log = logging.getLogger("tokenboard.worker")
 
+#: Changelog records waiting in Faust's producer buffer before the fold waits for them.
+CHANGELOG_BUFFER_MAX = 5000
+
 
 @dataclass
 class WorkerParts:
@@ -147,6 +150,19 @@ def build_app(settings: Settings) -> WorkerParts:
             metrics.PARTIALS_APPLIED.inc(applied)
             metrics.PARTIALS_REPLAYED.inc(replayed)
             _expire_old_weeks(event.message.partition)
+            await _changelog_backpressure()
+
+    async def _changelog_backpressure() -> None:
+        """Wait while Faust's changelog buffer is long: it holds every value not yet sent.
+
+        Faust only waits for it to shrink by 100 records between two records, and one
+        partials record can set thousands of keys, so the buffer (and memory) would grow
+        without bound while a backlog is folded.
+        """
+        buffer = app.producer.buffer
+        while buffer.size > CHANGELOG_BUFFER_MAX:
+            if not await buffer.flush_atmost(buffer.size - CHANGELOG_BUFFER_MAX):
+                break  # nothing was sent for 0.1 s: let the commit's flush deal with it
 
     def _expire_old_weeks(partition: int) -> None:
         """Tombstone this partition's keys of weeks past the retention horizon."""
