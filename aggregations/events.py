@@ -489,8 +489,6 @@ def decode_event(
 #: completion_tokens, calls, vendor, country).
 CountedFields = tuple[str, int, str, int, int, int, str | None, str | None]
 
-_OPTIONAL_TEXT = ("app", "region")
-
 
 def decode_fields(
     raw: bytes,
@@ -512,46 +510,60 @@ def decode_fields(
             obj = orjson.loads(raw)
         except orjson.JSONDecodeError:
             pass  # decode_event below gives the verdict
-    if type(obj) is dict and "specversion" not in obj:
+    if type(obj) is dict:
         get = obj.get
         event_id = get("event_id")
         model = get("model")
         ts = get("ts")
         prompt = get("prompt_tokens")
         completion = get("completion_tokens")
-        calls = get("calls", 1)
-        reasoning = get("reasoning_tokens", 0)
-        cached = get("cached_tokens", 0)
-        vendor = get("vendor")
-        country = get("country")
-        max_name = limits.max_name_length
+        if len(obj) == 5:
+            # The five required fields and nothing else (their types are checked below).
+            calls, vendor, country = 1, None, None
+            optional_ok = True
+        elif "specversion" in obj:
+            optional_ok = False
+        else:
+            calls = get("calls", 1)
+            reasoning = get("reasoning_tokens", 0)
+            cached = get("cached_tokens", 0)
+            vendor = get("vendor")
+            country = get("country")
+            app = get("app")
+            region = get("region")
+            max_name = limits.max_name_length
+            budget = limits.max_tokens_per_call
+            optional_ok = (
+                type(calls) is int
+                and type(reasoning) is int
+                and type(cached) is int
+                and 1 <= calls <= MAX_COUNT
+                and 0 <= reasoning <= MAX_COUNT
+                and 0 <= cached <= MAX_COUNT
+                and reasoning <= budget * calls
+                and cached <= budget * calls
+                and (vendor is None or (type(vendor) is str and len(vendor) <= max_name))
+                and (country is None or (type(country) is str and len(country) == 2
+                                         and country.isascii() and country.isalpha()))
+                and (app is None or (type(app) is str and len(app) <= max_name))
+                and (region is None or (type(region) is str and len(region) <= max_name))
+            )  # fmt: skip
         if (
-            type(event_id) is str
-            and 0 < len(event_id) <= limits.max_id_length
+            optional_ok
+            and type(event_id) is str
             and type(model) is str
-            and 0 < len(model) <= max_name
             and type(ts) is int
+            and type(prompt) is int
+            and type(completion) is int
+            and 0 < len(event_id) <= limits.max_id_length
+            and 0 < len(model) <= limits.max_name_length
             and MIN_TS_MS <= ts <= MAX_TS_MS
             and ts <= now_ms + limits.max_future_ms
             and (watermark_ms is None or ts >= watermark_ms - limits.retention_ms)
-            and type(prompt) is int
-            and type(completion) is int
-            and type(calls) is int
-            and type(reasoning) is int
-            and type(cached) is int
             and 0 <= prompt <= MAX_COUNT
             and 0 <= completion <= MAX_COUNT
-            and 1 <= calls <= MAX_COUNT
-            and 0 <= reasoning <= MAX_COUNT
-            and 0 <= cached <= MAX_COUNT
             and prompt + completion <= limits.max_tokens_per_call * calls
-            and reasoning <= limits.max_tokens_per_call * calls
-            and cached <= limits.max_tokens_per_call * calls
-            and (vendor is None or (type(vendor) is str and len(vendor) <= max_name))
-            and (country is None or (type(country) is str and len(country) == 2
-                                     and country.isascii() and country.isalpha()))
-            and all(_plain_text(get(name), max_name) for name in _OPTIONAL_TEXT)
-        ):  # fmt: skip
+        ):
             return (
                 event_id,
                 ts,
@@ -573,10 +585,6 @@ def decode_fields(
         event.vendor,
         event.country,
     )
-
-
-def _plain_text(value: object, max_length: int) -> bool:
-    return value is None or (type(value) is str and len(value) <= max_length)
 
 
 def encode_event(event: UsageEvent) -> bytes:
