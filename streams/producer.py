@@ -44,8 +44,14 @@ class UsageProducer:
         self._started = False
 
     async def start(self) -> None:
-        """Connect to Kafka."""
-        await self._producer.start()
+        """Connect to Kafka; on failure nothing is left open (the error is raised)."""
+        try:
+            await self._producer.start()
+        except BaseException:
+            # aiokafka leaves a producer whose start failed half open: close it here, since
+            # stop() only closes started producers.
+            await self._producer.stop()
+            raise
         self._started = True
 
     async def stop(self) -> None:
