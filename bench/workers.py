@@ -1,92 +1,27 @@
-"""Real ``tokenboard worker`` subprocesses for the benchmark (as tests/integration does)."""
+"""Real ``tokenboard worker`` subprocesses for the benchmark, with their memory figures."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 from bench.procstats import peak_rss_mib, rss_mib
+from streams import workerproc
 from streams.settings import Settings
+from streams.workerproc import free_port, parse_metrics
+
+__all__ = ["BenchWorker", "free_port", "parse_metrics"]
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class BenchWorker:
-    """One worker process with its own health port and log file."""
+class BenchWorker(workerproc.WorkerProcess):
+    """A worker child logging warnings only (logging costs CPU) to ``log_dir/<name>.log``."""
 
     def __init__(self, settings: Settings, name: str, log_dir: Path) -> None:
-        self.settings = settings.replace(worker_web_port=free_port())
-        self.name = name
-        self.proc: subprocess.Popen[bytes] | None = None
-        log_dir.mkdir(parents=True, exist_ok=True)
-        self.log_path = log_dir / f"{name}.log"
-
-    @property
-    def pid(self) -> int:
-        """The process id (the process must have been started)."""
-        assert self.proc is not None
-        return self.proc.pid
+        super().__init__(settings, name, log_dir / f"{name}.log", loglevel="warning")
 
     def start(self) -> BenchWorker:
-        """Start ``python -m streams worker`` with these settings in its environment."""
-        env = {**os.environ, **self.settings.to_env()}
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "streams", "worker", "--loglevel", "warning"],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
+        """Start the process (appending to its log)."""
+        super().start()
         return self
-
-    def _url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.settings.worker_web_port}{path}"
-
-    def wait_ready(self, timeout_s: float = 90.0) -> None:
-        """Block until /readyz answers 200 (the pre-aggregator subscribed)."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"worker {self.name} exited; see {self.log_path}")
-            try:
-                with urllib.request.urlopen(self._url("/readyz"), timeout=1) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise TimeoutError(f"worker {self.name} not ready after {timeout_s} s; see {self.log_path}")
-
-    async def wait_ready_async(self, timeout_s: float = 90.0) -> None:
-        """:meth:`wait_ready` without blocking the event loop."""
-        await asyncio.to_thread(self.wait_ready, timeout_s)
-
-    def metrics(self) -> dict[str, float]:
-        """The worker's unlabelled ``tokenboard_*`` Prometheus samples (empty on error)."""
-        try:
-            with urllib.request.urlopen(self._url("/metrics"), timeout=2) as response:
-                text = response.read().decode()
-        except OSError:
-            return {}
-        return parse_metrics(text)
-
-    async def metrics_async(self) -> dict[str, float]:
-        """:meth:`metrics` without blocking the event loop."""
-        return await asyncio.to_thread(self.metrics)
 
     def rss_mib(self) -> float:
         """Current RSS in MiB."""
@@ -95,32 +30,3 @@ class BenchWorker:
     def peak_rss_mib(self) -> float:
         """Peak RSS in MiB."""
         return peak_rss_mib(self.pid)
-
-    def alive(self) -> bool:
-        """True while the process runs."""
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self) -> None:
-        """SIGTERM and wait; SIGKILL if it hangs."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-
-
-def parse_metrics(text: str) -> dict[str, float]:
-    """Sum the samples of each ``tokenboard_*`` metric over its labels."""
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        if not line.startswith("tokenboard_"):
-            continue
-        name_part, _, value = line.rpartition(" ")
-        name = name_part.split("{", 1)[0]
-        try:
-            out[name] = out.get(name, 0.0) + float(value)
-        except ValueError:
-            continue
-    return out
