@@ -133,14 +133,18 @@ async def test_dashboard_shows_the_seed_week_and_live_changes(
     await wait_for_pipeline(settings, seed_scenario, timeout_s=120, show=False)
 
     await asyncio.to_thread(browser.get, api_url + "/")
+    # Ranks, moves and the growth streak come from the ranker, a few ticks after the counts:
+    # wait for the page to show them all (it refreshes itself) before checking every figure.
     first_row = await wait_until(
         browser,
         lambda d: (
             (rows := d.find_elements(By.CSS_SELECTOR, '[data-testid="model-row"]'))
             and "DeepSeek-V4-Flash" in rows[0].text
+            and "↑1" in rows[0].text
+            and by_testid(d, "growth-streak").text == "5 weeks"
             and rows[0]
         ),
-        "DeepSeek-V4-Flash as #1",
+        "DeepSeek-V4-Flash as #1, up one, and a 5-week streak",
     )
     assert "3.43T" in first_row.text and "↑1" in first_row.text
     assert by_testid(browser, "current-week").text == SEED_WEEK
