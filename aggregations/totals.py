@@ -101,6 +101,31 @@ def apply_partial(value: TableValue | None, partial: Partial) -> TableValue | No
     return state
 
 
+def is_stale(candidate: TableValue, current: TableValue) -> bool:
+    """True when ``candidate`` is an older state of the key than ``current``.
+
+    Every fold only moves a value's per-source positions forward, so of two states written
+    by the key's owner the later one is never behind. A value a stalled ("zombie") worker
+    wrote after it lost the partition is built on an old state: it is behind the owner's
+    latest value for some source and ahead for none. Values that are each ahead somewhere
+    cannot be ordered this way; neither is then called stale.
+    """
+    ahead = candidate.get("src", {})
+    behind_somewhere = False
+    for source, (block, end, _) in current.get("src", {}).items():
+        position = ahead.get(source)
+        if position is None or (position[0], position[1]) < (block, end):
+            behind_somewhere = True
+    if not behind_somewhere:
+        return False
+    current_src = current.get("src", {})
+    for source, (block, end, _) in ahead.items():
+        mine = current_src.get(source)
+        if mine is None or (block, end) > (mine[0], mine[1]):
+            return False  # ahead for this source: not simply older
+    return True
+
+
 def expired_keys(keys: Iterable[str], newest_ts_ms: int, retention_weeks: int) -> list[str]:
     """Table keys whose week ended more than ``retention_weeks`` before the newest event time.
 

@@ -33,6 +33,7 @@ from streams.redis_keys import RedisKeys
 from streams.rewind import RewindingApp
 from streams.settings import Settings
 from streams.snapshots import SnapshotWriter
+from streams.tables import WeeklyTable
 from streams.topics import ensure_topics
 from streams.web import serve_health
 
@@ -121,12 +122,16 @@ def build_app(settings: Settings) -> WorkerParts:
     )
     # Values are orjson bytes: Python dicts of the same data take about five times the
     # memory, and the changelog then needs no serialization of its own.
-    weekly = app.Table(
-        "weekly",
-        default=None,
-        partitions=settings.partitions,
-        key_type=str,
-        value_type=bytes,
+    weekly = app.tables.add(
+        WeeklyTable(
+            app,
+            name="weekly",
+            default=None,
+            beacon=app.tables.beacon,
+            partitions=settings.partitions,
+            key_type=str,
+            value_type=bytes,
+        )
     )
     retention_checked: dict[int, float] = {}
     newest_ts = [0]

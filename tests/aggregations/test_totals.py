@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from aggregations.totals import (
     Partial,
+    TableValue,
     apply_partial,
     counts_of,
     expired_keys,
+    is_stale,
     split_key,
     table_key,
 )
@@ -90,3 +94,47 @@ def test_expired_keys_counts_back_from_event_time() -> None:
     newest = week_start_ms("2026-W47")
     keys = ["total:2026-W20:all", "total:2026-W21:all", "model:2026-W46:m", "total:2026-W47:all"]
     assert expired_keys(keys, newest, retention_weeks=26) == ["total:2026-W20:all"]
+
+
+def fold_all(partials: list[Partial]) -> TableValue:
+    """The value after folding ``partials`` in order (replays skipped)."""
+    value: TableValue | None = None
+    for partial in partials:
+        value = apply_partial(value, partial) or value
+    assert value is not None
+    return value
+
+
+def partial_at(source: int, block: int, end: int, tokens: int) -> Partial:
+    """A partial of the week total with cumulative ``tokens`` on one day."""
+    return Partial(
+        "total:2026-W47:all", source, block, end, {"2026-11-18": [tokens, 0, 0, 1, 0]}, 0
+    )
+
+
+def test_is_stale_orders_states_of_one_owner() -> None:
+    """Each state the owner wrote supersedes the ones before; none is stale against them."""
+    history = [partial_at(0, 0, 10, 5), partial_at(1, 0, 3, 2), partial_at(0, 0, 20, 9),
+               partial_at(0, 1, 25, 1)]  # fmt: skip
+    states = [fold_all(history[: i + 1]) for i in range(len(history))]
+    for older, newer in itertools.pairwise(states):
+        assert is_stale(older, newer)
+        assert not is_stale(newer, older)
+    assert not is_stale(states[-1], states[-1])
+
+
+def test_a_zombie_write_is_stale_against_the_owner() -> None:
+    """A stalled worker folding an old record onto its old state writes a stale value."""
+    base = [partial_at(0, 0, 10, 5), partial_at(1, 0, 3, 2)]
+    zombie = fold_all([*base, partial_at(0, 0, 20, 9)])
+    owner = fold_all([*base, partial_at(0, 0, 20, 9), partial_at(1, 0, 8, 4)])
+    assert is_stale(zombie, owner)
+    assert not is_stale(owner, zombie)
+
+
+def test_states_each_ahead_somewhere_are_not_stale() -> None:
+    """Two values ahead for different sources cannot be ordered: neither is stale."""
+    base = [partial_at(0, 0, 10, 5), partial_at(1, 0, 3, 2)]
+    left = fold_all([*base, partial_at(0, 0, 20, 9)])
+    right = fold_all([*base, partial_at(1, 0, 8, 4)])
+    assert not is_stale(left, right) and not is_stale(right, left)
