@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -207,24 +208,80 @@ def group_by_partition(partials: Iterable[Partial], partitions: int) -> dict[int
     return grouped
 
 
-def encode_partials(partials: list[Partial]) -> bytes:
-    """One partials record: the shared source position, then one entry per key."""
-    first = partials[0]
-    return orjson.dumps(
-        {
-            "p": first.source,
-            "b": first.block,
-            "e": first.end,
-            "items": [p.to_wire() for p in partials],
-        }
-    )
+@dataclass(frozen=True, slots=True)
+class PartialsRecord:
+    """One decoded partials record: a source position, its watermark and the partials.
+
+    ``watermark_ms`` is the largest event time the source usage partition had read when the
+    record was sent (``None`` for records of versions that did not send it). Every record
+    of a flush carries it, and a flush sends a record to every partials partition (an empty
+    one where no key routes), so each partials partition learns, in order with the data,
+    how far each source got: once it folded that record, it holds all of the source's
+    partial sums up to that event time.
+    """
+
+    source: int
+    block: int
+    end: int
+    watermark_ms: int | None
+    partials: list[Partial]
 
 
-def decode_partials(raw: bytes) -> list[Partial]:
-    """Inverse of :func:`encode_partials`."""
+def encode_partials(
+    partials: list[Partial],
+    watermark_ms: int | None = None,
+    *,
+    position: tuple[int, int, int] | None = None,
+) -> bytes:
+    """One partials record: the shared source position, the source's watermark, the entries.
+
+    ``position`` is ``(source, block, end)``; it defaults to the first partial's, and must
+    be given for a record without partials (a watermark-only record).
+    """
+    if position is None:
+        if not partials:
+            raise ValueError("a record without partials needs its position")
+        first = partials[0]
+        position = (first.source, first.block, first.end)
+    source, block, end = position
+    record: dict[str, Any] = {
+        "p": source,
+        "b": block,
+        "e": end,
+        "items": [p.to_wire() for p in partials],
+    }
+    if watermark_ms is not None:
+        record["w"] = watermark_ms
+    return orjson.dumps(record)
+
+
+def flush_records(
+    partials: list[Partial],
+    partitions: int,
+    *,
+    position: tuple[int, int, int],
+    watermark_ms: int,
+) -> dict[int, bytes]:
+    """The records one flush of a source sends: one for EVERY partials partition.
+
+    A partition no key routes to gets an empty record carrying only the source's position
+    and watermark: the ranker closes weeks on the slowest (partials partition, source)
+    pair, so every partials partition must learn how far every source got, even when the
+    source had nothing for it.
+    """
+    grouped = group_by_partition(partials, partitions)
+    return {
+        destination: encode_partials(grouped.get(destination, []), watermark_ms, position=position)
+        for destination in range(partitions)
+    }
+
+
+def decode_record(raw: bytes) -> PartialsRecord:
+    """Inverse of :func:`encode_partials`; a record without ``w`` has no watermark."""
     record: Mapping[str, Any] = orjson.loads(raw)
     source, block, end = int(record["p"]), int(record["b"]), int(record["e"])
-    return [
+    watermark = record.get("w")
+    partials = [
         Partial(
             key=item[0],
             source=source,
@@ -236,3 +293,11 @@ def decode_partials(raw: bytes) -> list[Partial]:
         )
         for item in record["items"]
     ]
+    return PartialsRecord(
+        source, block, end, None if watermark is None else int(watermark), partials
+    )
+
+
+def decode_partials(raw: bytes) -> list[Partial]:
+    """The partials of a record encoded by :func:`encode_partials`."""
+    return decode_record(raw).partials

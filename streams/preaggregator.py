@@ -22,7 +22,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from aggregations.catalog import Catalog, ModelInfo
 from aggregations.dedup import Deduplicator, pack_entries, unpack_entries
 from aggregations.events import DEFAULT_LIMITS, InvalidEvent, Limits, decode_fields
-from aggregations.partials import BlockAccumulator, block_of, encode_partials, group_by_partition
+from aggregations.partials import BlockAccumulator, block_of, flush_records
 from streams import metrics
 from streams.rewind import rewind_to_committed
 from streams.settings import Settings
@@ -45,6 +45,9 @@ class PartitionState:
     counted: int = 0
     newest_record_ms: int = 0
     pending_ms: list[int] = field(default_factory=list)
+    #: The watermark last sent to the partials partitions: a flush also sends when only
+    #: the watermark moved (a restored partition's first flush tells where it stands).
+    sent_watermark_ms: int = 0
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -302,15 +305,22 @@ class PreAggregator:
         sent_partials = 0
         for state in states:
             acc = state.accumulator
-            if acc.dirty:
-                grouped = group_by_partition(acc.drain(), s.partitions)
-                for destination, partials in grouped.items():
+            if acc.dirty or acc.watermark_ms > state.sent_watermark_ms:
+                # Every partials partition gets a record, empty where no key routes: each
+                # learns this source's watermark in order with its data (the ranker closes
+                # a week on the slowest partition and source, aggregations/progress.py).
+                records = flush_records(
+                    acc.drain(),
+                    s.partitions,
+                    position=(acc.source, acc.block, acc.end),
+                    watermark_ms=acc.watermark_ms,
+                )
+                for destination, record in records.items():
                     futures.append(
-                        await producer.send(
-                            s.partials_topic, encode_partials(partials), partition=destination
-                        )
+                        await producer.send(s.partials_topic, record, partition=destination)
                     )
                     sent_partials += 1
+                state.sent_watermark_ms = acc.watermark_ms
             new_ids = state.dedup.take_new()
             if new_ids:
                 record = pack_entries(acc.end, acc.watermark_ms, new_ids)

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aggregations.partials import (
     BlockAccumulator,
+    PartialsRecord,
     decode_partials,
+    decode_record,
     encode_partials,
+    flush_records,
     group_by_partition,
     partition_for,
 )
@@ -88,6 +92,49 @@ def test_wire_round_trip() -> None:
     partials = acc.drain()
     for group in group_by_partition(partials, 4).values():
         assert decode_partials(encode_partials(group)) == group
+
+
+def test_wire_carries_the_source_watermark() -> None:
+    """The source's watermark travels with the record; a record without it decodes as None."""
+    acc = BlockAccumulator(source=2, block=7, grace_ms=HOUR)
+    add(acc, 700, W47 + HOUR)
+    partials = acc.drain()
+    record = decode_record(encode_partials(partials, acc.watermark_ms))
+    assert record == PartialsRecord(2, 7, 700, W47 + HOUR, partials)
+    assert decode_record(encode_partials(partials)).watermark_ms is None
+    # A record of a version before the watermark existed.
+    old = b'{"p":1,"b":0,"e":5,"items":[["total:2026-W47:all",{"2026-11-16":[1,1,0,1,0]},9,null]]}'
+    decoded = decode_record(old)
+    assert (decoded.source, decoded.block, decoded.end, decoded.watermark_ms) == (1, 0, 5, None)
+    assert decoded.partials == decode_partials(old)
+    assert decoded.partials[0].days == {"2026-11-16": [1, 1, 0, 1, 0]}
+
+
+def test_empty_record_needs_and_keeps_its_position() -> None:
+    """A watermark-only record has no partials to take the position from."""
+    raw = encode_partials([], W47, position=(3, 4, 4099))
+    assert decode_record(raw) == PartialsRecord(3, 4, 4099, W47, [])
+    assert decode_partials(raw) == []
+    with pytest.raises(ValueError, match="position"):
+        encode_partials([], W47)
+
+
+def test_flush_sends_one_record_to_every_partition() -> None:
+    """Every partials partition gets the watermark; the partials go where their keys route."""
+    acc = BlockAccumulator(source=1, block=2, grace_ms=HOUR)
+    add(acc, 200, W47 + HOUR)
+    add(acc, 201, W47 + 3 * HOUR, model="m2")
+    partials = acc.drain()
+    records = flush_records(partials, 8, position=(1, 2, 201), watermark_ms=acc.watermark_ms)
+    assert set(records) == set(range(8))
+    decoded = {x: decode_record(raw) for x, raw in records.items()}
+    assert {(r.source, r.block, r.end, r.watermark_ms) for r in decoded.values()} == {
+        (1, 2, 201, W47 + 3 * HOUR)
+    }
+    grouped = group_by_partition(partials, 8)
+    for x, record in decoded.items():
+        assert record.partials == grouped.get(x, [])
+    assert sum(not r.partials for r in decoded.values()) == 8 - len(grouped)
 
 
 @settings(max_examples=60, deadline=None)
