@@ -25,6 +25,7 @@ import redis.asyncio as aioredis
 
 from aggregations.alerts import late_correction_alert, week_alerts
 from aggregations.growth import growth_streak, wow_pct
+from aggregations.progress import closing_watermark
 from aggregations.ranker_state import (
     CLOSED,
     FINALIZED,
@@ -118,6 +119,7 @@ class Ranker:
         current = week_id(watermark) if watermark else weeks[-1]
         await self.client.set(self.keys.current_week, current)
         changed_at = int(await self.client.get(self.keys.snapshot_at) or 0)
+        closing = await self._closing_watermark(watermark)
         grace = self.settings.grace_seconds * 1000
         idle = self.settings.idle_close_seconds * 1000
 
@@ -128,13 +130,29 @@ class Ranker:
             if week in memory.closed:
                 continue
             end = week_end_ms(week) + grace
-            if watermark >= end or (now >= end and now - changed_at >= idle):
+            # Event time: the slowest partition's progress. Wall clock: partitions that went
+            # idle (no snapshot changed anything for `idle`) hold nothing back.
+            if closing >= end or (now >= end and now - changed_at >= idle):
                 if await self._settled(week, now):
                     await self._close(week)
             else:
                 await self._publish_live(week)
         for week in sorted(memory.closed):
             await self._late_corrections(week)
+
+    async def _closing_watermark(self, watermark: int) -> int:
+        """The event time up to which Redis holds every partition's data.
+
+        The minimum over the progress hash's (partials partition, source) pairs, written by
+        the snapshot writers after the data they vouch for; ``watermark`` (the fastest
+        partition's event time) only when the hash is empty, i.e. writers of a version
+        without it. After Redis lost its state the ranker waits for every partition's
+        rewrite (:meth:`_sync`), which brings the hash back, before it gets here.
+        """
+        raw = await self.client.hgetall(self.keys.progress)
+        progress = {_text(field): int(ms) for field, ms in raw.items()}
+        closing = closing_watermark(progress, range(self.settings.partitions))
+        return watermark if closing is None else closing
 
     # Durable state ------------------------------------------------------------------
     def _loaded(self) -> RankerState:
@@ -290,9 +308,9 @@ class Ranker:
     async def _settled(self, week: str, now_ms: int) -> bool:
         """True once the week's total stopped changing for SETTLE_MS.
 
-        The watermark comes from the fastest partition; other partitions and the other
-        workers' snapshots may still be adding to the week, and its final rankings must not
-        be computed on part of the data.
+        A second guard next to the closing watermark: the idle rule closes on the wall
+        clock, and a week's final rankings must not be computed while a rewrite (or a
+        partition the progress does not cover) is still adding to it.
         """
         tokens = await self.client.hget(self.keys.total(week), "tokens")
         seen = self._totals_seen.get(week)

@@ -52,6 +52,12 @@ class RedisKeys:
         return f"{self.prefix}:watermark"
 
     @property
+    def progress(self) -> str:
+        """Hash "X:p" -> largest watermark (ms) of usage partition p folded from partials
+        partition X and written to Redis; the ranker closes weeks on the minimum."""
+        return f"{self.prefix}:progress"
+
+    @property
     def snapshot_at(self) -> str:
         """String: wall time (ms) of the last snapshot that changed something."""
         return f"{self.prefix}:snapshot:at"

@@ -54,11 +54,15 @@ class SnapshotWriter:
         self,
         items: Iterable[tuple[str, TableValue]],
         changed_days: Mapping[str, Collection[str]] | None = None,
+        progress: Mapping[str, int] | None = None,
     ) -> int:
         """Write table values; returns how many keys were written.
 
         With ``changed_days`` only those daily buckets of a key are rewritten (the weekly
-        values always are); without it every bucket is (a full rewrite).
+        values always are); without it every bucket is (a full rewrite). ``progress``
+        (``"X:p"`` -> source watermark ms, see aggregations/progress.py) goes to the
+        progress hash after every value, in the last pipeline: it must never be in Redis
+        before the data it vouches for. The caller takes it before reading the values.
         """
         written = 0
         watermark = 0
@@ -73,7 +77,14 @@ class SnapshotWriter:
         if written:
             now_ms = int(time.time() * 1000)
             pipe.set(self.keys.snapshot_at, now_ms)
+        if progress:
+            # Plain HSET, not max-only: after a rebalance the new owner's recovered progress
+            # may be behind what the old owner wrote, and so may the data it rewrites.
+            fields: dict[Any, Any] = dict(progress)  # redis-py's Mapping key is invariant
+            pipe.hset(self.keys.progress, mapping=fields)
+        if written or progress:
             await pipe.execute()
+        if written:
             if watermark:
                 await self._max_set(keys=[self.keys.watermark], args=[watermark])
             metrics.SNAPSHOT_KEYS.inc(written)

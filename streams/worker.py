@@ -22,7 +22,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
 
-from aggregations.partials import decode_partials, partition_for
+from aggregations.partials import decode_record, partition_for
+from aggregations.progress import parse_progress_field, progress_field
 from aggregations.totals import apply_partial, expired_keys
 from streams import metrics
 from streams.catalog import load_catalog
@@ -52,6 +53,8 @@ class WorkerParts:
     pre: PreAggregator
     #: table key -> days changed since the last snapshot
     dirty: dict[str, set[str]] = field(default_factory=dict)
+    #: progress fields ("X:p") changed since the last snapshot
+    progress_dirty: set[str] = field(default_factory=set)
     worker_id: str = ""
 
 
@@ -133,6 +136,17 @@ def build_app(settings: Settings) -> WorkerParts:
             value_type=bytes,
         )
     )
+    # Per (partials partition X, source usage partition p), key "X:p": the largest watermark
+    # of p folded from X. The ranker closes a week on the smallest of them. A key is only
+    # set while a record of partition X is processed, and Faust writes a table's changelog
+    # to the current event's partition: X's progress recovers with X's data, never ahead.
+    progress = app.Table(
+        "progress",
+        default=None,
+        partitions=settings.partitions,
+        key_type=str,
+        value_type=int,
+    )
     retention_checked: dict[int, float] = {}
     newest_ts = [0]
 
@@ -140,7 +154,8 @@ def build_app(settings: Settings) -> WorkerParts:
     async def fold(stream: Any) -> None:
         async for event in stream.events():
             applied = replayed = 0
-            for partial in decode_partials(event.value):
+            record = decode_record(event.value)
+            for partial in record.partials:
                 stored = weekly.get(partial.key)
                 new = apply_partial(orjson.loads(stored) if stored else None, partial)
                 if new is None:
@@ -152,6 +167,13 @@ def build_app(settings: Settings) -> WorkerParts:
                 parts.dirty.setdefault(partial.key, set()).update(partial.days)
                 newest_ts[0] = max(newest_ts[0], partial.max_ts)
                 applied += 1
+            if record.watermark_ms is not None:
+                # After the record's partials: whatever X holds of p up to this event time
+                # is folded once this is set.
+                mark = progress_field(event.message.partition, record.source)
+                if record.watermark_ms > (progress.get(mark) or 0):
+                    progress[mark] = record.watermark_ms
+                    parts.progress_dirty.add(mark)
             metrics.PARTIALS_APPLIED.inc(applied)
             metrics.PARTIALS_REPLAYED.inc(replayed)
             _expire_old_weeks(event.message.partition)
@@ -207,6 +229,16 @@ def build_app(settings: Settings) -> WorkerParts:
         full = owned != seen_assignment or await writer.needs_full_rewrite()
         dirty = parts.dirty
         parts.dirty = {}
+        # The progress is taken now, before any value is read, and written after them: the
+        # values read later are at least as new, so Redis never shows a partition's progress
+        # ahead of its data (the ranker closes weeks on it).
+        marks = list(progress.keys()) if full else parts.progress_dirty
+        parts.progress_dirty = set()
+        owned_progress = {
+            mark: ms
+            for mark in marks
+            if parse_progress_field(mark)[0] in owned and (ms := progress.get(mark)) is not None
+        }
         candidates = list(weekly.keys()) if full else list(dirty)
         # The memory store keeps keys of partitions that moved to another worker; writing
         # those stale values would overwrite the new owner's snapshot.
@@ -217,7 +249,7 @@ def build_app(settings: Settings) -> WorkerParts:
             if partition_for(key, settings.partitions) in owned
             and (value := weekly.get(key)) is not None
         )
-        await writer.write(mine, changed_days=None if full else dirty)
+        await writer.write(mine, changed_days=None if full else dirty, progress=owned_progress)
         if full:
             seen_assignment.clear()
             seen_assignment.update(owned)

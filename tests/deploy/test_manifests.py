@@ -777,7 +777,7 @@ def kafka_topics(resources: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def test_rendered_topics_cover_settings(rendered: tuple[str, list[dict[str, Any]]]) -> None:
-    """A KafkaTopic per Settings topic, the compacted changelog and Faust's leader topic."""
+    """A KafkaTopic per Settings topic, the compacted changelogs and Faust's leader topic."""
     variant, resources = rendered
     settings = Settings.from_env(effective_env(resources))
     topics = kafka_topics(resources)
@@ -792,9 +792,10 @@ def test_rendered_topics_cover_settings(rendered: tuple[str, list[dict[str, Any]
         settings.alerts_topic: month,
     }
     changelog = f"{settings.app_id}-weekly-changelog"
+    progress = f"{settings.app_id}-progress-changelog"
     leader = f"{settings.app_id}-__assignor-__leader"
     ranker_state = settings.ranker_state_topic
-    assert set(topics) == {*expected_retention, changelog, leader, ranker_state}
+    assert set(topics) == {*expected_retention, changelog, progress, leader, ranker_state}
     for name, topic in topics.items():
         assert topic["apiVersion"] == STRIMZI_API
         assert topic["metadata"]["labels"]["strimzi.io/cluster"] == STRIMZI_CLUSTER
@@ -808,7 +809,7 @@ def test_rendered_topics_cover_settings(rendered: tuple[str, list[dict[str, Any]
         assert spec["replicas"] == 3
         config = spec["config"]
         assert int(config["min.insync.replicas"]) == 2
-        if name in (changelog, ranker_state):
+        if name in (changelog, progress, ranker_state):
             # Latest value per key: the ranker's state must never expire by age.
             assert config["cleanup.policy"] == "compact"
             assert "retention.ms" not in config

@@ -23,13 +23,14 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from aggregations.events import UsageEvent, encode_event
 from aggregations.rankings import rank, rank_changes
 from aggregations.scenario import Scenario, replay_events
 from aggregations.totals import RANKED_DIMENSIONS
-from aggregations.weeks import previous_week, week_id
+from aggregations.weeks import previous_week, week_end_ms, week_id, week_start_ms
 from streams.producer import UsageProducer
 from streams.redis_keys import RedisKeys
 from streams.settings import Settings
@@ -87,6 +88,22 @@ async def expected_final_changes(settings: Settings, weeks: list[str]) -> set[st
     finally:
         await client.aclose()
     return ids
+
+
+async def send_to_partition(settings: Settings, events: list[UsageEvent], partition: int) -> None:
+    """Produce ``events`` to one usage partition (UsageProducer spreads them by event id)."""
+    producer = AIOKafkaProducer(**settings.kafka_client_options(), acks="all")
+    await producer.start()
+    try:
+        for event in events:
+            await producer.send_and_wait(
+                settings.usage_topic,
+                encode_event(event),
+                key=event.event_id.encode(),
+                partition=partition,
+            )
+    finally:
+        await producer.stop()
 
 
 def repeated(ids: list[str]) -> int:
@@ -562,6 +579,8 @@ async def redis_loss(
     return figures
 
 
+# Key kinds only the snapshot writers write (the progress hash is the tables' too).
+WRITTEN_KINDS = ("lb", "day", "weeks", "watermark", "progress")
 WRITER_FIELDS = {"tokens", "prompt", "completion", "calls", "late", "name", "vendor", "country"}
 
 
@@ -572,7 +591,7 @@ def split_view(view: dict[str, object]) -> tuple[dict[str, object], dict[str, ob
     ranked: dict[str, object] = {}
     for key, value in view.items():
         kind = key.split(":")[1]
-        if kind in ("lb", "day", "weeks", "watermark") and not key.endswith(":weeks:closed"):
+        if kind in WRITTEN_KINDS and not key.endswith(":weeks:closed"):
             written[key] = value
         elif kind in ("m", "total") and isinstance(value, dict):
             written[key] = {f: v for f, v in value.items() if f in WRITER_FIELDS}
@@ -697,18 +716,22 @@ async def test_ranker_state_outlives_redis_and_expires_with_its_weeks(
             await asyncio.sleep(3)
             assert await publications(s) == published, "published again by the new leader"
 
-            # 3. An event of today moves the watermark: the two closed weeks are past the
-            # horizon (3 weeks), the open one closes.
-            today = UsageEvent(
-                event_id="rs-today",
-                ts_ms=now_ms,
-                model="openai/gpt-5.1",
-                prompt_tokens=10,
-                completion_tokens=5,
-            )
-            async with UsageProducer(s) as producer:
-                await producer.send_many([today])
-            kept = [e for e in sent if week_id(e.ts_ms) == open_week] + [today]
+            # 3. An event of today in every usage partition moves the watermark: the two
+            # closed weeks are past the horizon (3 weeks), the open one closes. (Today in one
+            # partition alone would not close it: the others may still deliver it, bug 5.)
+            today = [
+                UsageEvent(
+                    event_id=f"rs-today-{partition}",
+                    ts_ms=now_ms,
+                    model="openai/gpt-5.1",
+                    prompt_tokens=10,
+                    completion_tokens=5,
+                )
+                for partition in range(s.partitions)
+            ]
+            for partition, event in enumerate(today):
+                await send_to_partition(s, [event], partition)
+            kept = [e for e in sent if week_id(e.ts_ms) == open_week] + today
             await wait_for_totals(s, Expected.of(kept), 60, [worker])
             await wait_until(lambda: closed_are(open_week), timeout_s=60, what="expired, closed")
             await asyncio.sleep(3)
@@ -735,7 +758,7 @@ async def test_ranker_state_outlives_redis_and_expires_with_its_weeks(
             worker.stop()
     record_figures(
         "ranker_state_outlives_redis",
-        events_sent=len(sent) + 1,
+        events_sent=len(sent) + len(today),
         published_before_expiry=published_before_last,
         published_after_expiry=len(published),
         published_again=0,
@@ -747,15 +770,6 @@ async def test_ranker_state_outlives_redis_and_expires_with_its_weeks(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="BUG (streams/snapshots.py _MAX_SET + streams/ranker.py tick): a week closes when "
-    "the fastest usage partition's watermark passes its end + grace, while slower partitions "
-    "have not delivered that week yet; its final ranking changes and alerts are then computed "
-    "on incomplete data. f2c7524 waits until the week's total is unchanged for 3 s, which "
-    "makes it rarer but is no guarantee; remove this marker once the ranker closes on the "
-    "slowest partition's watermark.",
-    strict=False,
-)
 async def test_weeks_close_on_complete_data(
     settings: Settings, start_worker: StartWorker, seed_scenario: Scenario
 ) -> None:
@@ -789,6 +803,66 @@ async def test_weeks_close_on_complete_data(
         final_changes_missing=len(want - final),
     )
     assert final == want
+
+
+@pytest.mark.slow
+async def test_week_stays_open_while_a_source_partition_lags(
+    settings: Settings, start_worker: StartWorker
+) -> None:
+    """Usage partition 0 is weeks of event time ahead of partition 1: the week partition 1
+    is still delivering must not close (the fastest partition's watermark passed it), and
+    closes, on its complete data, once partition 1 moves past it too. Partitions 2 and 3
+    never get an event and hold nothing back."""
+    s = settings.replace(idle_close_seconds=3600, grace_seconds=60)
+    await ensure_topics(s)
+    worker = start_worker("w1", idle_close_seconds=3600, grace_seconds=60)
+    week = week_id(int(time.time() * 1000) - 6 * WEEK_MS)
+    later = week_id(week_start_ms(week) + 2 * WEEK_MS)
+    ahead = make_events("ahead", 0, 40, week) + make_events("ahead", 40, 40, later)
+    lagging = make_events("lag", 0, 60, week)
+    caught_up = make_events("lag", 60, 5, later)
+    keys = RedisKeys(s.redis_prefix)
+    client = aioredis.from_url(s.redis_url, decode_responses=True)
+    try:
+        await send_to_partition(s, ahead, 0)
+        await send_to_partition(s, lagging[:30], 1)
+        await wait_for_totals(s, Expected.of(ahead + lagging[:30]), 60, [worker])
+        # The old rule would close the week now: the fastest partition is two weeks past it.
+        watermark = int(await client.get(keys.watermark) or 0)
+        assert watermark >= week_end_ms(week) + 60_000
+        # Every partials partition learnt both sources' progress, those without their keys
+        # too; sources 2 and 3 never sent anything.
+        want = {f"{x}:0": max(e.ts_ms for e in ahead) for x in range(s.partitions)}
+        want |= {f"{x}:1": max(e.ts_ms for e in lagging[:30]) for x in range(s.partitions)}
+
+        async def progress_known() -> bool:
+            raw = await client.hgetall(keys.progress)
+            return {k: int(v) for k, v in raw.items()} == want
+
+        await wait_until(progress_known, timeout_s=10, what="every partition's progress")
+        await asyncio.sleep(6)  # several ranker ticks, twice the settle time
+        assert week not in await closed_weeks(s), "closed while partition 1 lagged"
+
+        await send_to_partition(s, lagging[30:], 1)
+        await wait_for_totals(s, Expected.of(ahead + lagging), 60, [worker])
+        await asyncio.sleep(5)
+        assert week not in await closed_weeks(s), "closed while partition 1 lagged"
+
+        await send_to_partition(s, caught_up, 1)
+
+        async def closed() -> bool:
+            return week in await closed_weeks(s)
+
+        await wait_until(closed, timeout_s=60, what=f"{week} closed once partition 1 moved on")
+        assert later not in await closed_weeks(s)
+        await asyncio.sleep(2)  # the closing tick published before recording the week
+        changes = await published_events(s, s.rankings_topic)
+        final = {str(c["id"]) for c in changes if c["phase"] == "final" and c["week"] == week}
+        assert final == await expected_final_changes(s, [week])
+        total = await client.hget(keys.total(week), "tokens")
+        assert int(total or 0) == Expected.of(ahead + lagging).weeks[week]
+    finally:
+        await client.aclose()
 
 
 # A stalled worker ---------------------------------------------------------------------------
