@@ -84,6 +84,7 @@ class BlockAccumulator:
         self._days = _DayCache()
         # Table keys and day id of each fine key: built once per block, not at every drain.
         self._table_keys: dict[FineKey, tuple[tuple[str, str, str, str], str]] = {}
+        self._strings: dict[str, str] = {}
 
     def add(
         self,
@@ -160,12 +161,19 @@ class BlockAccumulator:
             found = table_keys.get(fine)
             if found is None:
                 week, day, _ = self._days.lookup(day_number * DAY_MS)
-                keys = (
-                    f"model:{week}:{model}",
-                    f"country:{week}:{country}",
-                    f"vendor:{week}:{vendor}",
-                    f"total:{week}:{TOTAL_MEMBER}",
+                # One string object per table key, shared by all its fine buckets (a block
+                # can hold tens of thousands of buckets).
+                canonical = self._strings.setdefault
+                model_key, country_key, vendor_key, total_key = (
+                    canonical(text, text)
+                    for text in (
+                        f"model:{week}:{model}",
+                        f"country:{week}:{country}",
+                        f"vendor:{week}:{vendor}",
+                        f"total:{week}:{TOTAL_MEMBER}",
+                    )
                 )
+                keys = (model_key, country_key, vendor_key, total_key)
                 found = table_keys[fine] = (keys, day)
             keys, day = found
             meta[keys[0]] = (self._names[model], vendor, country)
