@@ -25,6 +25,7 @@ from redis.exceptions import RedisError
 from aggregations.partials import decode_record, partition_for
 from aggregations.progress import parse_progress_field, progress_field
 from aggregations.totals import apply_partial, expired_keys
+from aggregations.weeks import WEEK_MS, week_id
 from streams import metrics
 from streams.catalog import load_catalog
 from streams.preaggregator import PreAggregator
@@ -147,7 +148,8 @@ def build_app(settings: Settings) -> WorkerParts:
         key_type=str,
         value_type=int,
     )
-    retention_checked: dict[int, float] = {}
+    # partition -> (monotonic time, week of the retention horizon) of its last expiry check
+    retention_checked: dict[int, tuple[float, str]] = {}
     newest_ts = [0]
 
     @app.agent(partials, name="fold")
@@ -192,11 +194,19 @@ def build_app(settings: Settings) -> WorkerParts:
                 break  # nothing was sent for 0.1 s: let the commit's flush deal with it
 
     def _expire_old_weeks(partition: int) -> None:
-        """Tombstone this partition's keys of weeks past the retention horizon."""
+        """Tombstone this partition's keys of weeks past the retention horizon.
+
+        At most every retention_check_seconds, except when the horizon entered another week
+        since the partition's last check: the record that triggered that check may have come
+        before the newest event time (an empty, watermark-only record), and a partition may
+        get no further record for a long time.
+        """
         now = time.monotonic()
-        if now - retention_checked.get(partition, 0.0) < settings.retention_check_seconds:
+        horizon = week_id(newest_ts[0] - settings.retention_weeks * WEEK_MS)
+        checked_at, checked_horizon = retention_checked.get(partition, (-1e18, ""))
+        if now - checked_at < settings.retention_check_seconds and horizon == checked_horizon:
             return
-        retention_checked[partition] = now
+        retention_checked[partition] = (now, horizon)
         owned = [k for k in weekly if partition_for(k, settings.partitions) == partition]
         doomed = expired_keys(owned, newest_ts[0], settings.retention_weeks)
         for key in doomed:
