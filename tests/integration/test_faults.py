@@ -879,14 +879,6 @@ async def counted_calls(settings: Settings) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="BUG (stage 2, streams/worker.py fold + aggregations/totals.apply_partial): when the "
-    "survivor takes over (stage 1 replays the stalled worker's open blocks, then the Faust "
-    "group rebalances), partials records produced between the two rebalances can be skipped "
-    "by the fold; the next block of that source is then added whole and the rest of the "
-    "previous block is lost for good (seen: 601 of 4800 events, in about 1 run out of 4).",
-    strict=False,
-)
 async def test_worker_stalled_past_session_timeout_is_replaced_then_recovers(
     settings: Settings, start_worker: StartWorker
 ) -> None:
