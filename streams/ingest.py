@@ -281,12 +281,7 @@ class IngestGateway:
     async def _send(self, events: list[UsageEvent]) -> None:
         """Queue every event, then wait for all acknowledgements; raises the first failure."""
         futures = [await self.producer.send_raw(e.event_id, encode_event(e)) for e in events]
-        # return_exceptions: every failure is collected, none left "never retrieved".
-        outcomes = await asyncio.gather(*futures, return_exceptions=True)
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
-        metrics.EVENTS_PRODUCED.labels(self.producer.topic).inc(len(events))
+        await self.producer.acknowledged(futures)
 
 
 def build_ingest_app(

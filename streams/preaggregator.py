@@ -24,6 +24,7 @@ from aggregations.dedup import Deduplicator, pack_entries, unpack_entries
 from aggregations.events import DEFAULT_LIMITS, InvalidEvent, Limits, decode_fields
 from aggregations.partials import BlockAccumulator, block_of, flush_records
 from streams import metrics
+from streams.producer import SEQUENCE_ERRORS
 from streams.rewind import rewind_to_committed
 from streams.settings import Settings
 
@@ -97,14 +98,7 @@ class PreAggregator:
     async def run(self) -> None:
         """Consume until :meth:`stop` is called."""
         s = self.settings
-        self._producer = AIOKafkaProducer(
-            **s.kafka_client_options(),
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=5,
-            max_batch_size=1024 * 1024,
-            max_request_size=8 * 1024 * 1024,
-        )
+        self._producer = self._new_producer()
         self._consumer = AIOKafkaConsumer(
             **s.kafka_client_options(),
             group_id=f"{s.app_id}-preagg",
@@ -151,6 +145,30 @@ class PreAggregator:
             except KafkaError as exc:
                 await self._start_over(exc)
 
+    def _new_producer(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            **self.settings.kafka_client_options(),
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            max_batch_size=1024 * 1024,
+            max_request_size=8 * 1024 * 1024,
+        )
+
+    async def _replace_producer(self) -> None:
+        """Close the producer and start a new one, retrying while Kafka is unreachable."""
+        while not self._stopping.is_set():
+            old, self._producer = self._producer, self._new_producer()
+            if old is not None:
+                with contextlib.suppress(Exception):
+                    await old.stop()
+            try:
+                await self._producer.start()
+                return
+            except KafkaError as exc:
+                log.warning("new producer could not connect, retrying: %r", exc)
+                await asyncio.sleep(1.0)
+
     async def _start_over(self, exc: Exception) -> None:
         """After a failed send (e.g. a broker outage): replay every partition from its block start.
 
@@ -162,6 +180,10 @@ class PreAggregator:
         self.states.clear()
         self._pending = []
         await asyncio.sleep(1.0)
+        if isinstance(exc, SEQUENCE_ERRORS):
+            # Its sequence numbers are out of step with the broker for good: every later
+            # send would fail the same way. A new producer gets a new producer id.
+            await self._replace_producer()
         with contextlib.suppress(KafkaError, AssertionError):
             await rewind_to_committed(self._consumer)
 

@@ -12,18 +12,25 @@ pre-aggregator drops them. ``SyncUsageProducer`` wraps it for code without an ev
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Coroutine, Iterable
 from types import TracebackType
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import OutOfOrderSequenceNumber, UnknownProducerId
 
 from aggregations.events import UsageEvent, encode_event
 from streams import metrics
 from streams.settings import Settings
 
 T = TypeVar("T")
+
+#: After these the idempotent producer's sequence numbers are out of step with the broker
+#: (seen after a broker outage longer than the request timeout): every later send of that
+#: producer fails too, so it is replaced by a new one (a new producer id).
+SEQUENCE_ERRORS = (OutOfOrderSequenceNumber, UnknownProducerId)
 
 
 class UsageProducer:
@@ -32,16 +39,22 @@ class UsageProducer:
     def __init__(self, settings: Settings, *, linger_ms: int = 20) -> None:
         self.settings = settings
         self.topic = settings.usage_topic
-        self._producer = AIOKafkaProducer(
-            **settings.kafka_client_options(),
+        self._linger_ms = linger_ms
+        self._producer = self._new_producer()
+        self._started = False
+        self._generation = 0
+        self._replacing = asyncio.Lock()
+
+    def _new_producer(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            **self.settings.kafka_client_options(),
             acks="all",
             enable_idempotence=True,
-            linger_ms=linger_ms,
+            linger_ms=self._linger_ms,
             max_batch_size=512 * 1024,
             compression_type=None,
             request_timeout_ms=30000,
         )
-        self._started = False
 
     async def start(self) -> None:
         """Connect to Kafka; on failure nothing is left open (the error is raised)."""
@@ -80,15 +93,40 @@ class UsageProducer:
 
     async def send_and_wait(self, event: UsageEvent) -> None:
         """Send one event and wait for Kafka's acknowledgement."""
-        await (await self.send(event))
-        metrics.EVENTS_PRODUCED.labels(self.topic).inc()
+        await self.acknowledged([await self.send(event)])
 
     async def send_many(self, events: Iterable[UsageEvent]) -> int:
         """Send events in batches and wait until every one is acknowledged."""
         futures = [await self.send(event) for event in events]
-        await asyncio.gather(*futures)
-        metrics.EVENTS_PRODUCED.labels(self.topic).inc(len(futures))
+        await self.acknowledged(futures)
         return len(futures)
+
+    async def acknowledged(self, futures: list[asyncio.Future[Any]]) -> None:
+        """Wait for every send of ``futures``; raise the first failure.
+
+        After a sequence error the producer is replaced before raising, so that the caller's
+        retry (same event ids: the pipeline counts each id once) goes through.
+        """
+        generation = self._generation
+        # return_exceptions: every failure is collected, none left "never retrieved".
+        outcomes = await asyncio.gather(*futures, return_exceptions=True)
+        failures = [o for o in outcomes if isinstance(o, BaseException)]
+        if failures:
+            if any(isinstance(f, SEQUENCE_ERRORS) for f in failures):
+                async with self._replacing:
+                    # Concurrent callers see the same failure: replace the producer once.
+                    if self._started and generation == self._generation:
+                        await self._replace_producer()
+            raise failures[0]
+        metrics.EVENTS_PRODUCED.labels(self.topic).inc(len(futures))
+
+    async def _replace_producer(self) -> None:
+        self._generation += 1
+        old, self._producer = self._producer, self._new_producer()
+        self._started = False
+        with contextlib.suppress(Exception):
+            await old.stop()
+        await self.start()
 
     async def flush(self) -> None:
         """Wait until everything queued is sent."""
