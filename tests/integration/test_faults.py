@@ -396,11 +396,11 @@ async def test_broker_restart_worker_survives_and_counts_exactly(
 
 @pytest.mark.slow
 @pytest.mark.xfail(
-    reason="BUG (streams/worker.py rank_tick/publish; streams/preaggregator.py before "
-    "f2c7524): a produce that fails during the outage (KafkaTimeoutError after the request "
-    "timeout, LeaderNotAvailableError while the broker comes back) raises out of the ranker's "
-    "Faust timer (still: only RedisError is caught there) or the pre-aggregator task and "
-    "crashes the whole worker. Remove this marker once rank_tick survives KafkaError.",
+    reason="Was BUG 13 (RELIABILITY.md): after an outage longer than the request timeout the "
+    "broker may answer OutOfOrderSequenceNumber to an idempotent producer, which then failed "
+    "every later send (the SDK's retry, and stage 1's replay forever). Fixed in 7650929 "
+    "(producers replace themselves); one run passed since. Remove this marker once more runs "
+    "confirm it.",
     strict=False,
 )
 async def test_broker_outage_beyond_request_timeout_worker_survives(
