@@ -21,6 +21,7 @@ from streams.replay import load_scenario
 from streams.settings import Settings
 from streams.stack import LocalStack, _kafka_answers, _redis_version
 from streams.topics import delete_topics_with_prefix
+from tests.integration.private_stack import delete_redis_keys
 from tests.integration.processes import WorkerProcess
 
 SEED_PATH = Path(__file__).resolve().parents[1] / "data" / "seed-2026-w47.json"
@@ -80,13 +81,7 @@ async def settings(stack_settings: Settings) -> AsyncIterator[Settings]:
     )
     yield s
     await delete_topics_with_prefix(s, tag)
-    client = aioredis.from_url(s.redis_url)
-    try:
-        keys = [k async for k in client.scan_iter(match=f"{tag}:*", count=1000)]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
+    await delete_redis_keys(s.redis_url, tag)
 
 
 @pytest.fixture

@@ -505,3 +505,15 @@ def record_figures(case: str, **figures: object) -> None:
     FIGURES.parent.mkdir(exist_ok=True)
     with FIGURES.open("a") as out:
         out.write(line + "\n")
+
+
+async def delete_redis_keys(redis_url: str, prefix: str) -> int:
+    """Delete every Redis key under ``<prefix>:``; returns how many there were."""
+    client = aioredis.from_url(redis_url)
+    try:
+        keys = [k async for k in client.scan_iter(match=f"{prefix}:*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+        return len(keys)
+    finally:
+        await client.aclose()

@@ -13,7 +13,6 @@ import asyncio
 from collections.abc import Callable
 
 import orjson
-import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
 from aggregations.events import UsageEvent
@@ -23,7 +22,12 @@ from streams.settings import Settings
 from streams.topics import ensure_topics
 from streams.workerproc import WorkerProcess
 from tests.integration.kafka_read import read_topic
-from tests.integration.private_stack import Expected, make_events, wait_for_totals
+from tests.integration.private_stack import (
+    Expected,
+    delete_redis_keys,
+    make_events,
+    wait_for_totals,
+)
 
 StartWorker = Callable[..., WorkerProcess]
 
@@ -62,12 +66,6 @@ async def test_recovery_keeps_the_newest_state_despite_a_stale_changelog_record(
 
     w1.kill()
     # Empty this test's Redis keys: what Redis shows next is what the new worker recovered.
-    client = aioredis.from_url(s.redis_url)
-    try:
-        doomed = [k async for k in client.scan_iter(match=f"{s.redis_prefix}:*", count=1000)]
-        if doomed:
-            await client.delete(*doomed)
-    finally:
-        await client.aclose()
+    await delete_redis_keys(s.redis_url, s.redis_prefix)
     w2 = start_worker("w2", block_size=100, flush_interval_ms=200)
     await wait_for_totals(s, expected, 60, [w2])
