@@ -29,6 +29,7 @@ from tests.integration.processes import OUTPUT, WorkerProcess, free_port
 
 try:
     from selenium import webdriver
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.remote.webdriver import WebDriver
@@ -93,7 +94,10 @@ async def api_url(settings: Settings) -> AsyncIterator[str]:
 
 async def wait_until(driver: WebDriver, condition: Callable[[WebDriver], Any], what: str) -> Any:
     """Poll ``condition`` in a worker thread, so that the in-loop server keeps serving."""
-    wait = WebDriverWait(driver, WAIT_S, poll_frequency=0.2)
+    # A refresh can replace an element between finding it and reading it: just poll again.
+    wait = WebDriverWait(
+        driver, WAIT_S, poll_frequency=0.2, ignored_exceptions=(StaleElementReferenceException,)
+    )
     return await asyncio.to_thread(wait.until, condition, f"dashboard never showed {what}")
 
 
@@ -135,18 +139,19 @@ async def test_dashboard_shows_the_seed_week_and_live_changes(
     await asyncio.to_thread(browser.get, api_url + "/")
     # Ranks, moves and the growth streak come from the ranker, a few ticks after the counts:
     # wait for the page to show them all (it refreshes itself) before checking every figure.
+    # The text, not the element: the page re-renders its rows on every refresh.
     first_row = await wait_until(
         browser,
         lambda d: (
             (rows := d.find_elements(By.CSS_SELECTOR, '[data-testid="model-row"]'))
-            and "DeepSeek-V4-Flash" in rows[0].text
-            and "↑1" in rows[0].text
+            and "DeepSeek-V4-Flash" in (text := rows[0].text)
+            and "↑1" in text
             and by_testid(d, "growth-streak").text == "5 weeks"
-            and rows[0]
+            and text
         ),
         "DeepSeek-V4-Flash as #1, up one, and a 5-week streak",
     )
-    assert "3.43T" in first_row.text and "↑1" in first_row.text
+    assert "3.43T" in first_row and "↑1" in first_row
     assert by_testid(browser, "current-week").text == SEED_WEEK
     assert by_testid(browser, "global-total").text == "28.9T"
     assert by_testid(browser, "growth-streak").text == "5 weeks"
@@ -175,13 +180,13 @@ async def test_dashboard_shows_the_seed_week_and_live_changes(
     item = await wait_until(
         browser,
         lambda d: next(
-            (e for e in d.find_elements(By.CSS_SELECTOR, '[data-testid="feed-item"]')
-             if member in e.text),
+            (text for e in d.find_elements(By.CSS_SELECTOR, '[data-testid="feed-item"]')
+             if member in (text := e.text)),
             None,
         ),
         f"the ranking change of {member}",
     )  # fmt: skip
-    assert "new #1" in item.text
+    assert "new #1" in item
     assert browser.execute_script("return window.tokenboardTestMarker;") == "same page"
 
     OUTPUT.mkdir(exist_ok=True)
