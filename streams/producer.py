@@ -96,10 +96,17 @@ class UsageProducer:
         await self.acknowledged([await self.send(event)])
 
     async def send_many(self, events: Iterable[UsageEvent]) -> int:
-        """Send events in batches and wait until every one is acknowledged."""
-        futures = [await self.send(event) for event in events]
-        await self.acknowledged(futures)
-        return len(futures)
+        """Send events in batches and wait until every one is acknowledged.
+
+        After a sequence error the batch is sent once more through the new producer: the
+        pipeline counts each event id once, so a resent event is never counted twice.
+        """
+        batch = list(events)
+        try:
+            await self.acknowledged([await self.send(event) for event in batch])
+        except SEQUENCE_ERRORS:
+            await self.acknowledged([await self.send(event) for event in batch])
+        return len(batch)
 
     async def acknowledged(self, futures: list[asyncio.Future[Any]]) -> None:
         """Wait for every send of ``futures``; raise the first failure.
