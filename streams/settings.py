@@ -61,7 +61,10 @@ class Settings:
     # Servers
     ingest_port: int = 8081
     api_port: int = 8080
+    # 0: any free port; negative: no health server. See worker_port_file.
     worker_web_port: int = 6066
+    # When set, the worker writes the port its health server bound to this file.
+    worker_port_file: str = ""
     api_keys: str = field(default="", repr=False)
     max_request_bytes: int = 8 * 1024 * 1024
     max_event_bytes: int = 64 * 1024

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import socket
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -31,16 +33,45 @@ def health_routes(ready: Callable[[], bool], service: str) -> list[web.RouteDef]
     return [web.get("/healthz", healthz), web.get("/readyz", readyz), web.get("/metrics", metrics)]
 
 
-async def serve_health(port: int, ready: Callable[[], bool], service: str) -> web.AppRunner | None:
-    """Serve the health routes on ``port`` (negative: disabled); returns the runner."""
-    if port < 0:
+class PortInUse(OSError):
+    """The port a server was told to listen on is taken by another process."""
+
+
+#: Probes and scrapers come from outside the pod.
+HEALTH_HOST = "0.0.0.0"
+
+
+def bind_listener(port: int, host: str = HEALTH_HOST) -> socket.socket:
+    """A listening TCP socket on ``port`` (0: any free port); :class:`PortInUse` if taken.
+
+    Binding before the server starts lets the caller report the real port, and fail or fall
+    back before anything else has started.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUse(exc.errno, f"port {port} is in use") from exc
+        raise
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+async def serve_health(
+    listener: socket.socket | None, ready: Callable[[], bool], service: str
+) -> web.AppRunner | None:
+    """Serve the health routes on a socket from :func:`bind_listener` (None: disabled)."""
+    if listener is None:
         return None
     app = web.Application()
     app.add_routes(health_routes(ready, service))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "0.0.0.0", port)  # probes come from outside the pod
-    await site.start()
+    await web.SockSite(runner, listener).start()
     return runner
 
 

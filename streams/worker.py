@@ -11,8 +11,10 @@ import asyncio
 import logging
 import os
 import socket
+import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -37,9 +39,11 @@ from streams.settings import Settings
 from streams.snapshots import SnapshotWriter
 from streams.tables import WeeklyTable
 from streams.topics import ensure_topics
-from streams.web import serve_health
+from streams.web import PortInUse, bind_listener, serve_health
 
 log = logging.getLogger("tokenboard.worker")
+
+DEFAULT_WORKER_WEB_PORT = Settings().worker_web_port
 
 #: Changelog records waiting in Faust's producer buffer before the fold waits for them.
 CHANGELOG_BUFFER_MAX = 5000
@@ -82,8 +86,9 @@ def _faust_credentials(settings: Settings) -> Any:
     return ssl_context
 
 
-def build_app(settings: Settings) -> WorkerParts:
-    """A Faust app wired for tokenboard."""
+def build_app(settings: Settings, health: socket.socket | None = None) -> WorkerParts:
+    """A Faust app wired for tokenboard; ``health`` is the bound socket of /healthz,
+    /readyz and /metrics (None: not served)."""
     (settings.run_path / "faust").mkdir(parents=True, exist_ok=True)
     app = RewindingApp(
         settings.app_id,
@@ -307,7 +312,7 @@ def build_app(settings: Settings) -> WorkerParts:
 
     @app.task
     async def start_health() -> None:
-        await serve_health(settings.worker_web_port, lambda: parts.pre.ready.is_set(), "worker")
+        await serve_health(health, lambda: parts.pre.ready.is_set(), "worker")
 
     @app.on_before_shutdown.connect
     async def stop_preaggregator(app: Any, **kwargs: Any) -> None:
@@ -320,12 +325,56 @@ def build_app(settings: Settings) -> WorkerParts:
     return parts
 
 
+def bind_health_port(settings: Settings) -> socket.socket | None:
+    """The health and metrics socket of a worker, bound before anything else starts.
+
+    A negative port disables it; 0 takes any free port. When the default port is taken (a
+    second worker on this machine) the worker takes a free one and says which; a port set
+    on purpose that is taken stops the worker with one line naming the setting. The bound
+    port goes to ``TOKENBOARD_WORKER_PORT_FILE`` when that is set, for supervisors and tests.
+    """
+    port = settings.worker_web_port
+    if port < 0:
+        return None
+    try:
+        listener = bind_listener(port)
+    except PortInUse:
+        if port != DEFAULT_WORKER_WEB_PORT:
+            raise
+        listener = bind_listener(0)
+        print(
+            f"worker: port {port} is in use (another worker on this machine?); health and "
+            f"metrics on port {listener.getsockname()[1]} instead "
+            "(TOKENBOARD_WORKER_WEB_PORT chooses one)",
+            file=sys.stderr,
+        )
+    bound = int(listener.getsockname()[1])
+    log.info("health and metrics on http://127.0.0.1:%d (/healthz, /readyz, /metrics)", bound)
+    if settings.worker_port_file:
+        # Written whole or not at all: a reader polls for it.
+        target = Path(settings.worker_port_file)
+        partial = target.with_name(target.name + ".tmp")
+        partial.write_text(f"{bound}\n")
+        partial.replace(target)
+    return listener
+
+
 def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     """CLI handler: run one worker until SIGTERM/SIGINT."""
-    if getattr(args, "web_port", None):
+    if getattr(args, "web_port", None) is not None:
         settings = settings.replace(worker_web_port=args.web_port)
+    try:
+        health = bind_health_port(settings)
+    except PortInUse:
+        print(
+            f"error: port {settings.worker_web_port} for the worker's health and metrics is "
+            "in use: set TOKENBOARD_WORKER_WEB_PORT (or --web-port) to a free port, "
+            "or 0 for any",
+            file=sys.stderr,
+        )
+        return 2
     asyncio.run(ensure_topics(settings))
-    parts = build_app(settings)
+    parts = build_app(settings, health)
     worker = faust.Worker(parts.app, loglevel=getattr(args, "loglevel", "warning"), quiet=True)
     # With its terminal spinner Faust lowers the root logger to DEBUG, and every debug line
     # of aiokafka and mode is then built and dropped: several percent of a worker's CPU.

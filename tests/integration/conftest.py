@@ -21,6 +21,7 @@ from streams.replay import load_scenario
 from streams.settings import Settings
 from streams.stack import LocalStack, _kafka_answers, _redis_version
 from streams.topics import delete_topics_with_prefix
+from tests.integration import process_logs
 from tests.integration.private_stack import delete_redis_keys
 from tests.integration.processes import WorkerProcess
 
@@ -36,6 +37,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
+@pytest.fixture(autouse=True)
+def process_log_folder(tmp_path: Path) -> Iterator[Path]:
+    """Processes this test starts log under its tmp folder."""
+    folder = tmp_path / "logs"
+    process_logs.begin(folder)
+    yield folder
+    process_logs.end()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failing integration test's report ends with the tail of each process's log."""
+    report = yield
+    if report.failed:
+        for title, text in process_logs.tails():
+            report.sections.append((title, text))
+    return report
+
+
 def _reachable(settings: Settings) -> bool:
     host_port = settings.kafka_bootstrap.split(",")[0]
     kafka_port = int(host_port.rsplit(":", 1)[1])
@@ -44,11 +64,17 @@ def _reachable(settings: Settings) -> bool:
     return _kafka_answers(probe) and _redis_version(redis_port) is not None
 
 
+def _show_logs_on_failure(stack: LocalStack) -> None:
+    for name in ("kafka", "redis"):
+        process_logs.watch_shared(stack.log_file(name), f"shared {name}")
+
+
 @pytest.fixture(scope="session")
 def stack_settings() -> Iterator[Settings]:
     """Settings pointing at a running broker and Redis (started here when needed)."""
     env = Settings.from_env()
     if "TOKENBOARD_KAFKA_BOOTSTRAP" in os.environ and _reachable(env):
+        _show_logs_on_failure(LocalStack(env))
         yield env
         return
     settings = env.replace(
@@ -60,6 +86,7 @@ def stack_settings() -> Iterator[Settings]:
         redis_url="redis://127.0.0.1:26379/0",
     )
     stack = LocalStack(settings)
+    _show_logs_on_failure(stack)
     stack.up()
     try:
         yield settings

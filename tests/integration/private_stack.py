@@ -44,6 +44,8 @@ from streams.ingest import build_ingest_app
 from streams.redis_keys import RedisKeys
 from streams.settings import Settings
 from streams.stack import KafkaSecurity, LocalStack, _redis_version
+from streams.workerproc import reserve_ports
+from tests.integration import process_logs
 from tests.integration.kafka_read import read_topic
 from tests.integration.processes import WorkerProcess
 
@@ -52,20 +54,6 @@ T = TypeVar("T")
 #: Heap of a private broker: enough for a few thousand test events, small on a 2-CPU runner.
 PRIVATE_KAFKA_HEAP = "384m"
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct TCP ports that nobody listens on right now."""
-    sockets: list[socket.socket] = []
-    try:
-        for _ in range(count):
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [int(s.getsockname()[1]) for s in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 async def wait_until(
@@ -127,7 +115,7 @@ class PrivateStack:
         services: tuple[str, ...] = ("kafka", "redis"),
         security: KafkaSecurity | None = None,
     ) -> None:
-        kafka_port, controller_port, redis_port = free_ports(3)
+        kafka_port, controller_port, redis_port = reserve_ports(3)
         changes: dict[str, object] = {
             "run_dir": str(root),
             "kafka_port": kafka_port,
@@ -144,6 +132,8 @@ class PrivateStack:
         self.root = root
         self.lines: list[str] = []
         self.stack = LocalStack(self.settings, log=self.lines.append, security=security)
+        for name in services:
+            process_logs.watch(self.stack.log_file(name), f"private {name}")
 
     def start(self) -> PrivateStack:
         """Start every service of this stack and wait until each answers."""
@@ -260,11 +250,12 @@ class RedisServer:
 
     def __init__(self, root: Path, *args: str, tls: TlsFiles | None = None) -> None:
         self.root = root
-        self.port = free_ports(1)[0]
+        self.port = reserve_ports(1)[0]
         self.tls = tls
         self.args = args
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = root / "redis.log"
+        process_logs.watch(self.log_path, "private redis-server")
 
     def url(self, user: str = "", password: str = "", db: int = 0) -> str:
         """A redis:// (or rediss:// with the CA) URL with the given credentials."""
@@ -466,8 +457,7 @@ async def published_events(settings: Settings, topic: str) -> list[dict[str, obj
 
 def worker_metric(worker: WorkerProcess, name: str) -> float:
     """A counter of a running worker's /metrics (summed over labels; 0 when absent)."""
-    url = f"http://127.0.0.1:{worker.settings.worker_web_port}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as response:
+    with urllib.request.urlopen(worker.url("/metrics"), timeout=5) as response:
         text = response.read().decode()
     total = 0.0
     for line in text.splitlines():

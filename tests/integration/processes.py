@@ -1,23 +1,26 @@
-"""Real ``tokenboard worker`` processes for integration tests, logging under test-output/."""
+"""Real ``tokenboard worker`` processes for integration tests, logging under the test's folder."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from streams import workerproc
 from streams.settings import Settings
 from streams.workerproc import free_port
+from tests.integration import process_logs
 
 __all__ = ["OUTPUT", "WorkerProcess", "free_port"]
 
-OUTPUT = Path("test-output")
+#: Artifacts a test keeps after the run (screenshots, figures).
+OUTPUT = process_logs.DEFAULT_FOLDER
 
 
 class WorkerProcess(workerproc.WorkerProcess):
-    """A worker child logging at INFO to ``test-output/<topic prefix>-<name>.log``."""
+    """A worker child logging at INFO to ``<name>-<topic prefix>.log`` in the test's folder;
+    a failing test prints its tail."""
 
     def __init__(self, settings: Settings, name: str) -> None:
-        super().__init__(settings, name, OUTPUT / f"{settings.topic_prefix}-{name}.log")
+        log = process_logs.log_folder() / f"worker-{name}-{settings.topic_prefix}.log"
+        super().__init__(settings, name, log)
+        process_logs.watch(log, f"worker {name}")
 
     def start(self) -> WorkerProcess:
         """Start the process (appending to its log)."""

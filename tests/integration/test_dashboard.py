@@ -25,7 +25,7 @@ from streams.api import build_api_app
 from streams.replay import produce_scenario, wait_for_pipeline
 from streams.settings import Settings
 from streams.topics import ensure_topics
-from tests.integration.processes import OUTPUT, WorkerProcess, free_port
+from tests.integration.processes import OUTPUT, WorkerProcess
 
 try:
     from selenium import webdriver
@@ -84,8 +84,9 @@ async def api_url(settings: Settings) -> AsyncIterator[str]:
     """The API app served on a free local port inside the test's event loop."""
     runner = web.AppRunner(build_api_app(settings), access_log=None)
     await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    # Port 0: the kernel picks a free port as it binds; the runner says which.
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

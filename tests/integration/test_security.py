@@ -38,13 +38,13 @@ from streams.stack import KafkaListener, KafkaSecurity
 from streams.subscribe import subscribe
 from streams.topics import ensure_topics
 from streams.worker import _faust_credentials
+from streams.workerproc import reserve_ports
 from tests.integration.kafka_read import read_topic, read_usage_events
 from tests.integration.private_stack import (
     REPO,
     Expected,
     PrivateStack,
     TlsFiles,
-    free_ports,
     make_events,
     make_tls_files,
     record_figures,
@@ -88,7 +88,7 @@ def secure_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureBr
     root = tmp_path_factory.mktemp("secure-kafka")
     tls = make_tls_files(root / "tls")
     password = "scram-" + secrets.token_urlsafe(12)
-    sasl, ssl, sasl_ssl = free_ports(3)
+    sasl, ssl, sasl_ssl = reserve_ports(3)
     ports = {"SASL_PLAINTEXT": sasl, "SSL": ssl, "SASL_SSL": sasl_ssl}
     security = KafkaSecurity(
         listeners=tuple(KafkaListener(p, port) for p, port in ports.items()),
