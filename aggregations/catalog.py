@@ -1,6 +1,6 @@
 """The model catalog: display name, vendor and country of origin for each model id.
 
-The shipped table lives in ``aggregations/data/catalog.json``; ``streams.catalog`` loads it
+The shipped table lives in ``aggregations/data/catalog.json``; ``streams.worker.catalog`` loads it
 and the operator's overrides. Events name only the model, so the vendor and country
 leaderboards are filled from here, while models missing from the catalog are still counted,
 under their id's prefix as vendor and the country :data:`UNKNOWN_COUNTRY`.

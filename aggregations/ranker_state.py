@@ -1,6 +1,6 @@
 """What the ranker already published, as the records of its compacted state topic.
 
-The ranker (``streams/ranker.py``) must never publish a fact again under a new id, so what it
+The ranker (``streams/leader/ranker.py``) must never publish a fact again under a new id, so what it
 already did has to outlive Redis: the closed weeks, the finalized weeks (final ranking
 changes and week alerts published), the top N it last published per dimension and week (the
 list live changes are computed from), and the late-event count already alerted per week.
@@ -8,7 +8,7 @@ Each of those facts is one record of a compacted Kafka topic, keyed by kind, dim
 week. The latest value of a key wins and a tombstone (no value) deletes it, which is exactly
 what compaction keeps, so folding the topic from its beginning rebuilds the state.
 
-This module is the pure half: record keys and values, and the fold. ``streams/ranker_state.py``
+This module is the pure half: record keys and values, and the fold. ``streams/leader/state_log.py``
 reads and writes the topic.
 """
 

@@ -1,6 +1,6 @@
 """The ceiling: a plain aiokafka ``getmany`` loop that only decodes each event with orjson.
 
-Same fetch settings as tokenboard's pre-aggregator (streams/preaggregator.py), its own
+Same fetch settings as tokenboard's pre-aggregator (streams/worker/preaggregator.py), its own
 consumer group, run in the benchmark process itself (nothing else runs meanwhile). The
 clock starts at the first fetched batch, so group join and metadata are excluded.
 """

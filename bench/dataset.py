@@ -30,8 +30,8 @@ from aiokafka import AIOKafkaProducer
 from aggregations.weeks import DAY_MS, WEEK_MS, week_id, week_start_ms
 from bench.kafka_admin import create_topic
 from bench.progress import Progress, say
-from streams.catalog import shipped_catalog
 from streams.settings import Settings
+from streams.worker.catalog import shipped_catalog
 
 COUNTRIES = ("US", "CN", "DE", "FR", "GB", "JP", "IN", "BR", "KR", "CA")
 #: Share of events that name their caller's country (the rest use the catalog's).

@@ -30,8 +30,8 @@ from bench.progress import Progress, say
 from bench.redis_check import delete_prefix, week_tokens
 from bench.stats import percentile
 from bench.workers import BenchWorker
-from streams.redis_keys import RedisKeys
 from streams.settings import Settings
+from streams.store.keys import RedisKeys
 from streams.topics import ensure_topics
 
 SAMPLE_S = 0.01

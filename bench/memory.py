@@ -4,7 +4,7 @@ Memory: one worker on a fresh prefix is fed one small event per (model, week) fo
 ``models`` x ``weeks`` weeks (oldest week first, so nothing is late), until Redis shows
 every week's total; then its RSS and peak RSS (``VmHWM``) are read from ``/proc``.
 
-Snapshot cost: :meth:`streams.snapshots.SnapshotWriter.write` timed in this process for
+Snapshot cost: :meth:`streams.worker.snapshots.SnapshotWriter.write` timed in this process for
 growing numbers of model keys (two daily buckets each, the shape the fold produces), as a
 full rewrite after a rebalance or a Redis restart does it.
 """
@@ -27,10 +27,10 @@ from bench.figures import Memory, SnapshotCost
 from bench.progress import Progress, say
 from bench.redis_check import cell_mismatches, delete_prefix, week_tokens
 from bench.workers import BenchWorker
-from streams.redis_keys import RedisKeys
 from streams.settings import Settings
-from streams.snapshots import SnapshotWriter
+from streams.store.keys import RedisKeys
 from streams.topics import ensure_topics
+from streams.worker.snapshots import SnapshotWriter
 
 VENDORS = 100
 

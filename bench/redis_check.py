@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 
 import redis.asyncio as aioredis
 
-from streams.redis_keys import RedisKeys
+from streams.store.keys import RedisKeys
 
 
 async def week_tokens(

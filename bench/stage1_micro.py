@@ -21,7 +21,7 @@ from aggregations.events import DEFAULT_LIMITS, decode_fields
 from aggregations.partials import BlockAccumulator, encode_partials, group_by_partition
 from bench.dataset import DatasetSpec, Expected, generate
 from bench.progress import say
-from streams.catalog import load_catalog
+from streams.worker.catalog import load_catalog
 
 
 @dataclass

@@ -29,8 +29,8 @@ from bench.profiling import PySpy
 from bench.progress import Progress, say
 from bench.redis_check import cell_mismatches, delete_prefix, week_tokens
 from bench.workers import BenchWorker
-from streams.redis_keys import RedisKeys
 from streams.settings import Settings
+from streams.store.keys import RedisKeys
 
 POLL_S = 0.05
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.procstats import peak_rss_mib, rss_mib
-from streams import workerproc
+from streams.dev import workerproc
+from streams.dev.workerproc import free_port, parse_metrics
 from streams.settings import Settings
-from streams.workerproc import free_port, parse_metrics
 
 __all__ = ["BenchWorker", "free_port", "parse_metrics"]
 

@@ -17,9 +17,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from aggregations.scenario import Scenario
-from streams.replay import load_scenario
+from streams.dev.replay import load_scenario
+from streams.dev.stack import LocalStack, _kafka_answers, _redis_version
 from streams.settings import Settings
-from streams.stack import LocalStack, _kafka_answers, _redis_version
 from streams.topics import delete_topics_with_prefix
 from tests.integration import process_logs
 from tests.integration.private_stack import delete_redis_keys

@@ -4,7 +4,7 @@ The shared stack (``make test``'s, or a developer's) must never be restarted: ot
 use it at the same time. A test that needs to break a service starts its own here, on free
 ports and under its own run folder (normally below ``tmp_path``), and stops it at the end.
 
-* :class:`PrivateStack` wraps :class:`streams.stack.LocalStack` (the real Kafka 3.9 KRaft
+* :class:`PrivateStack` wraps :class:`streams.dev.stack.LocalStack` (the real Kafka 3.9 KRaft
   broker from Maven jars and a real redis-server), optionally with SASL/SCRAM and TLS
   listeners, and can stop and start one service on its existing data.
 * :class:`RedisServer` runs a redis-server with a password, an ACL user and/or TLS.
@@ -40,11 +40,11 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from aggregations.events import UsageEvent
 from aggregations.weeks import week_id, week_start_ms
-from streams.ingest import build_ingest_app
-from streams.redis_keys import RedisKeys
+from streams.dev.stack import KafkaSecurity, LocalStack, _redis_version
+from streams.dev.workerproc import reserve_ports
+from streams.http.ingest import build_ingest_app
 from streams.settings import Settings
-from streams.stack import KafkaSecurity, LocalStack, _redis_version
-from streams.workerproc import reserve_ports
+from streams.store.keys import RedisKeys
 from tests.integration import process_logs
 from tests.integration.kafka_read import read_topic
 from tests.integration.processes import WorkerProcess

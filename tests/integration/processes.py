@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from streams import workerproc
+from streams.dev import workerproc
+from streams.dev.workerproc import free_port
 from streams.settings import Settings
-from streams.workerproc import free_port
 from tests.integration import process_logs
 
 __all__ = ["OUTPUT", "WorkerProcess", "free_port"]

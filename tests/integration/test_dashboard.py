@@ -21,8 +21,8 @@ from aiokafka import AIOKafkaProducer
 
 from aggregations.rankings import Ranked, rank_changes
 from aggregations.scenario import Scenario
-from streams.api import build_api_app
-from streams.replay import produce_scenario, wait_for_pipeline
+from streams.dev.replay import produce_scenario, wait_for_pipeline
+from streams.http.api import build_api_app
 from streams.settings import Settings
 from streams.topics import ensure_topics
 from tests.integration.processes import OUTPUT, WorkerProcess

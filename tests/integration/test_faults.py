@@ -31,9 +31,9 @@ from aggregations.rankings import rank, rank_changes
 from aggregations.scenario import Scenario, replay_events
 from aggregations.totals import RANKED_DIMENSIONS
 from aggregations.weeks import previous_week, week_end_ms, week_id, week_start_ms
-from streams.producer import UsageProducer
-from streams.redis_keys import RedisKeys
+from streams.sdk.producer import UsageProducer
 from streams.settings import Settings
+from streams.store.keys import RedisKeys
 from streams.topics import ensure_topics
 from tests.integration.kafka_read import read_topic
 from tests.integration.private_stack import (

@@ -45,7 +45,7 @@ from aggregations.events import (
     decode_batch,
     decode_event,
 )
-from streams.producer import UsageProducer
+from streams.sdk.producer import UsageProducer
 from streams.settings import Settings
 from streams.topics import ensure_topics
 from tests.integration.kafka_read import read_topic

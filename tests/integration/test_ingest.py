@@ -14,8 +14,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from aggregations.events import UsageEvent, event_from_mapping
-from streams.ingest import RateLimit, RateLimiter, build_ingest_app
-from streams.producer import SyncUsageProducer, UsageProducer
+from streams.http.ingest import RateLimit, RateLimiter, build_ingest_app
+from streams.sdk.producer import SyncUsageProducer, UsageProducer
 from streams.settings import Settings
 from streams.topics import ensure_topics
 from tests.integration.kafka_read import read_usage_events

@@ -8,7 +8,7 @@ import pytest
 from aiokafka.errors import OutOfOrderSequenceNumber
 
 from aggregations.events import UsageEvent
-from streams.producer import UsageProducer
+from streams.sdk.producer import UsageProducer
 from streams.settings import Settings
 from streams.topics import ensure_topics
 from tests.integration.kafka_read import read_usage_events

@@ -23,12 +23,12 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from aggregations.scenario import Scenario
-from streams.api import build_api_app
-from streams.cli import main
-from streams.openapi_read import openapi_document
-from streams.replay import produce_scenario, wait_for_pipeline
-from streams.reporting import weekly_report
+from streams.cli.main import main
+from streams.dev.replay import produce_scenario, wait_for_pipeline
+from streams.http.api import build_api_app
+from streams.http.openapi_read import openapi_document
 from streams.settings import Settings
+from streams.store.report import weekly_report
 from streams.topics import ensure_topics
 from tests.integration.processes import WorkerProcess
 

@@ -6,7 +6,7 @@ from collections import defaultdict
 
 from aggregations.scenario import Scenario
 from aggregations.weeks import week_id
-from streams.replay import produce_scenario
+from streams.dev.replay import produce_scenario
 from streams.settings import Settings
 from streams.topics import ensure_topics
 from tests.integration.kafka_read import read_usage_events

@@ -30,15 +30,15 @@ from redis.exceptions import AuthenticationError, ResponseError
 
 from aggregations.events import UsageEvent, encode_event
 from aggregations.scenario import Scenario, replay_events
-from streams.api import build_api_app
-from streams.ingest import RateLimit, build_ingest_app
-from streams.producer import SyncUsageProducer, UsageProducer
+from streams.dev.stack import KafkaListener, KafkaSecurity
+from streams.dev.workerproc import reserve_ports
+from streams.http.api import build_api_app
+from streams.http.ingest import RateLimit, build_ingest_app
+from streams.sdk.producer import SyncUsageProducer, UsageProducer
+from streams.sdk.subscriber import subscribe
 from streams.settings import Settings
-from streams.stack import KafkaListener, KafkaSecurity
-from streams.subscribe import subscribe
 from streams.topics import ensure_topics
-from streams.worker import _faust_credentials
-from streams.workerproc import reserve_ports
+from streams.worker.app import _faust_credentials
 from tests.integration.kafka_read import read_topic, read_usage_events
 from tests.integration.private_stack import (
     REPO,
@@ -489,7 +489,7 @@ async def test_api_keys_are_compared_in_constant_time(
         calls.append((len(a), len(b)))
         return real(a, b)
 
-    monkeypatch.setattr("streams.ingest.hmac.compare_digest", recording)
+    monkeypatch.setattr("streams.http.ingest.hmac.compare_digest", recording)
     attempts = [
         (keys[0], 200),
         (keys[2], 200),

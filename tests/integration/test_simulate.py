@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
+from streams.dev.simulate import simulate
 from streams.settings import Settings
-from streams.simulate import simulate
 from tests.integration.kafka_read import read_usage_events
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.cli import main
+from streams.cli.main import main
+from streams.dev.stack import LocalStack
 from streams.settings import Settings
-from streams.stack import LocalStack
 from tests.integration.processes import free_port
 
 

@@ -17,10 +17,10 @@ from aiokafka import AIOKafkaProducer
 
 from aggregations.events import UsageEvent
 from aggregations.totals import table_key
-from streams.producer import UsageProducer
+from streams.dev.workerproc import WorkerProcess
+from streams.sdk.producer import UsageProducer
 from streams.settings import Settings
 from streams.topics import ensure_topics
-from streams.workerproc import WorkerProcess
 from tests.integration.kafka_read import read_topic
 from tests.integration.private_stack import (
     Expected,

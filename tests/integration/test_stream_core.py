@@ -13,12 +13,12 @@ import redis.asyncio as aioredis
 from aggregations.events import UsageEvent
 from aggregations.scenario import Scenario, replay_events
 from aggregations.weeks import week_end_ms, week_start_ms
-from streams.producer import UsageProducer
-from streams.redis_keys import RedisKeys
-from streams.replay import produce_scenario, wait_for_pipeline
-from streams.reporting import weekly_report
+from streams.dev.replay import produce_scenario, wait_for_pipeline
+from streams.sdk.producer import UsageProducer
 from streams.settings import Settings
-from streams.state import week_to_date_tokens
+from streams.store.keys import RedisKeys
+from streams.store.report import weekly_report
+from streams.store.state import week_to_date_tokens
 from streams.topics import ensure_topics
 from tests.integration.kafka_read import read_topic
 from tests.integration.processes import WorkerProcess

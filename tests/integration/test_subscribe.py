@@ -7,8 +7,8 @@ import asyncio
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from streams.sdk.subscriber import subscribe
 from streams.settings import Settings
-from streams.subscribe import subscribe
 from streams.topics import ensure_topics
 
 

@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 
 from streams.settings import Settings
-from streams.worker import DEFAULT_WORKER_WEB_PORT
+from streams.worker.app import DEFAULT_WORKER_WEB_PORT
 from tests.integration.processes import WorkerProcess
 
 

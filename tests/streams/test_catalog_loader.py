@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from aggregations.catalog import ModelInfo
-from streams.catalog import CatalogError, load_catalog, shipped_catalog
+from streams.worker.catalog import CatalogError, load_catalog, shipped_catalog
 
 
 def write_override(path: Path, models: list[dict[str, str]]) -> str:

@@ -9,7 +9,7 @@ import warnings
 import pytest
 from aiokafka.errors import KafkaConnectionError
 
-from streams.producer import UsageProducer
+from streams.sdk.producer import UsageProducer
 from streams.settings import Settings
 
 

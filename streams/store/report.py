@@ -11,9 +11,9 @@ import orjson
 import redis.asyncio as aioredis
 
 from aggregations.report import build_report, render_text
-from streams.redis_keys import RedisKeys
 from streams.settings import Settings
-from streams.state import WeekNotFound, read_history, resolve_week
+from streams.store.keys import RedisKeys
+from streams.store.state import WeekNotFound, read_history, resolve_week
 
 
 async def weekly_report(

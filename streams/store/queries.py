@@ -22,8 +22,8 @@ from aggregations.growth import growth_streak, wow_pct
 from aggregations.rankings import Ranked, rank, rank_of
 from aggregations.report import COUNTRY_NAMES, rank_move
 from aggregations.weeks import day_id, parse_week, previous_week, week_of_day
-from streams.redis_keys import RedisKeys
-from streams.state import WeekNotFound, read_state, resolve_week
+from streams.store.keys import RedisKeys
+from streams.store.state import WeekNotFound, read_state, resolve_week
 
 __all__ = [
     "DIMENSIONS",

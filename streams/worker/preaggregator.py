@@ -24,9 +24,9 @@ from aggregations.dedup import Deduplicator, pack_entries, unpack_entries
 from aggregations.events import DEFAULT_LIMITS, InvalidEvent, Limits, decode_fields
 from aggregations.partials import BlockAccumulator, block_of, flush_records
 from streams import metrics
-from streams.producer import SEQUENCE_ERRORS
-from streams.rewind import rewind_to_committed
+from streams.sdk.producer import SEQUENCE_ERRORS
 from streams.settings import Settings
+from streams.worker.rewind import rewind_to_committed
 
 #: A partition this many records behind its end has a backlog: see PreAggregator._behind.
 BACKLOG_RECORDS = 5000

@@ -20,10 +20,10 @@ from aiokafka.errors import KafkaError
 
 from aggregations.report import format_tokens
 from aggregations.traffic import TrafficModel
-from streams.catalog import load_catalog
-from streams.producer import UsageProducer
+from streams.sdk.producer import UsageProducer
 from streams.settings import Settings
 from streams.topics import ensure_topics
+from streams.worker.catalog import load_catalog
 
 __all__ = ["run_simulate", "simulate"]
 

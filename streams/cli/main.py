@@ -44,7 +44,7 @@ def _settings_from(args: argparse.Namespace) -> Settings:
 
 # stack --------------------------------------------------------------------------------------
 def _cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.stack import LocalStack, StackError
+    from streams.dev.stack import LocalStack, StackError
 
     stack = LocalStack(settings)
     try:
@@ -155,7 +155,7 @@ def register(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tokenboard`` console script."""
-    from streams import commands  # noqa: F401  - registers the pipeline commands
+    from streams.cli import commands  # noqa: F401  - registers the pipeline commands
 
     parser = build_parser()
     args = parser.parse_args(argv)

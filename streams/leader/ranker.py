@@ -44,10 +44,10 @@ from aggregations.ranker_state import (
 from aggregations.rankings import Ranked, rank, rank_changes, rank_of
 from aggregations.totals import RANKED_DIMENSIONS
 from aggregations.weeks import previous_week, week_end_ms, week_id, week_start_ms
-from streams.ranker_state import RankerStateLog
-from streams.redis_keys import RedisKeys
+from streams.leader.state_log import RankerStateLog
 from streams.settings import Settings
-from streams.state import read_history, read_state
+from streams.store.keys import RedisKeys
+from streams.store.state import read_history, read_state
 
 log = logging.getLogger("tokenboard.ranker")
 

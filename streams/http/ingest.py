@@ -28,11 +28,11 @@ from aiokafka.errors import KafkaError
 
 from aggregations.events import InvalidEvent, Limits, UsageEvent, decode_batch, encode_event
 from streams import metrics
-from streams.openapi_ingest import ingest_openapi
-from streams.producer import UsageProducer
+from streams.http.openapi_ingest import ingest_openapi
+from streams.http.web import health_routes, request_counter
+from streams.sdk.producer import UsageProducer
 from streams.settings import Settings
 from streams.topics import ensure_topics
-from streams.web import health_routes, request_counter
 
 __all__ = ["DEFAULT_RATE_LIMIT", "RateLimit", "RateLimiter", "build_ingest_app", "run_ingest"]
 

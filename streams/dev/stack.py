@@ -1,6 +1,6 @@
 """The local stack: a real Kafka broker (KRaft) and a real redis-server, no Docker.
 
-Kafka's jars come from Maven Central through Maven (``streams/kafka/pom.xml``) and run
+Kafka's jars come from Maven Central through Maven (``streams/dev/kafka/pom.xml``) and run
 with the machine's Java. Everything the stack writes lives under one run folder::
 
     <run_dir>/kafka/{data,classpath.txt,server.properties}  <run_dir>/redis/
@@ -427,7 +427,7 @@ def _check_service(name: str) -> None:
 
 
 def _package_file(name: str) -> Path:
-    return Path(str(resources.files("streams") / "kafka" / name))
+    return Path(str(resources.files("streams.dev") / "kafka" / name))
 
 
 def _require_tool(name: str, install_hint: str) -> str:

@@ -397,7 +397,7 @@ def _paths() -> dict[str, Any]:
         "/static/{path}": _text_get(
             "Dashboard assets (vendored Chart.js included)",
             "*/*",
-            [_path("path", member, "file under streams/static")],
+            [_path("path", member, "file under streams/http/static")],
         ),
     }
 

@@ -1,6 +1,6 @@
 """``tokenboard top``, ``history`` and ``watch``: the leaderboard read from a terminal.
 
-``top`` and ``history`` print the dicts of :mod:`streams.queries` as fixed-width tables (or
+``top`` and ``history`` print the dicts of :mod:`streams.store.queries` as fixed-width tables (or
 as JSON with ``--json``). ``watch`` follows the rankings and alerts topics with
 :class:`EventTail`, which the HTTP API's event stream uses as well.
 """
@@ -22,10 +22,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from redis.exceptions import RedisError
 
 from aggregations.report import format_pct, format_tokens
-from streams import queries
-from streams.redis_keys import RedisKeys
 from streams.settings import Settings
-from streams.state import WeekNotFound
+from streams.store import queries
+from streams.store.keys import RedisKeys
+from streams.store.state import WeekNotFound
 
 # Seconds between metadata checks while a followed topic does not exist yet.
 TOPIC_RECHECK_S = 5.0
@@ -63,7 +63,7 @@ def run_history(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _query(settings: Settings, name: str, *args: Any) -> dict[str, Any] | None:
-    """Run one query of :mod:`streams.queries`; print the error and return None on failure."""
+    """Run one query of :mod:`streams.store.queries`; print the error and return None on failure."""
 
     async def go() -> dict[str, Any]:
         client = aioredis.from_url(settings.redis_url, decode_responses=True)
@@ -88,7 +88,7 @@ _PLURALS = {"model": "models", "country": "countries", "vendor": "vendors"}
 
 
 def render_leaderboard(board: Mapping[str, Any]) -> str:
-    """A leaderboard dict from :func:`streams.queries.leaderboard` as a readable table."""
+    """A leaderboard dict from :func:`streams.store.queries.leaderboard` as a readable table."""
     dimension = board["dimension"]
     has_previous = board["has_previous"]
     head = (
@@ -122,7 +122,7 @@ def render_leaderboard(board: Mapping[str, Any]) -> str:
 
 
 def render_history(series: Mapping[str, Any]) -> str:
-    """A history dict from :func:`streams.queries.history` as a readable table."""
+    """A history dict from :func:`streams.store.queries.history` as a readable table."""
     title = f"{series['name']} ({series['member']})"
     if series["dimension"] == "model":
         title += f" · {series['vendor']} · {series['country']}"

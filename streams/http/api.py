@@ -1,9 +1,9 @@
 """``tokenboard api``: the read-only HTTP API, its live event stream and the dashboard.
 
-Every route is a GET over :mod:`streams.queries` (Redis) or a tail of the rankings and alerts
+Every route is a GET over :mod:`streams.store.queries` (Redis) or a tail of the rankings and alerts
 topics; no route writes anything. Any other method is answered with 405, errors are JSON
 (``{"error": ..., "status": ...}``) and the document at ``/openapi.json`` describes every
-response body (``streams.openapi_read``).
+response body (``streams.http.openapi_read``).
 """
 
 from __future__ import annotations
@@ -23,14 +23,14 @@ from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
 
 from aggregations.weeks import day_id
-from streams import queries
-from streams.openapi_read import openapi_document
-from streams.redis_keys import RedisKeys
-from streams.reporting import weekly_report
+from streams.cli.views import EventNamer, EventTail, describe_event
+from streams.http.openapi_read import openapi_document
+from streams.http.web import health_routes, request_counter
 from streams.settings import Settings
-from streams.state import WeekNotFound, read_state, week_to_date_tokens
-from streams.views import EventNamer, EventTail, describe_event
-from streams.web import health_routes, request_counter
+from streams.store import queries
+from streams.store.keys import RedisKeys
+from streams.store.report import weekly_report
+from streams.store.state import WeekNotFound, read_state, week_to_date_tokens
 
 SERVICE = "api"
 STATIC_DIR = Path(__file__).resolve().parent / "static"

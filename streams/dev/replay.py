@@ -13,9 +13,9 @@ import redis.asyncio as aioredis
 
 from aggregations.report import format_tokens
 from aggregations.scenario import Scenario, replay_events
-from streams.producer import UsageProducer
-from streams.redis_keys import RedisKeys
+from streams.sdk.producer import UsageProducer
 from streams.settings import Settings
+from streams.store.keys import RedisKeys
 from streams.topics import ensure_topics
 
 

@@ -11,7 +11,7 @@ from aggregations.growth import wow_pct
 from aggregations.report import ModelMeta, WeekData
 from aggregations.rolling import week_to_date
 from aggregations.weeks import days_of_week, parse_week, previous_week, week_id, week_of_day
-from streams.redis_keys import RedisKeys
+from streams.store.keys import RedisKeys
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,17 +29,17 @@ from aggregations.progress import parse_progress_field, progress_field
 from aggregations.totals import apply_partial, expired_keys
 from aggregations.weeks import WEEK_MS, week_id
 from streams import metrics
-from streams.catalog import load_catalog
-from streams.preaggregator import PreAggregator
-from streams.ranker import Ranker
-from streams.ranker_state import RankerStateLog
-from streams.redis_keys import RedisKeys
-from streams.rewind import RewindingApp
+from streams.http.web import PortInUse, bind_listener, serve_health
+from streams.leader.ranker import Ranker
+from streams.leader.state_log import RankerStateLog
 from streams.settings import Settings
-from streams.snapshots import SnapshotWriter
-from streams.tables import WeeklyTable
+from streams.store.keys import RedisKeys
 from streams.topics import ensure_topics
-from streams.web import PortInUse, bind_listener, serve_health
+from streams.worker.catalog import load_catalog
+from streams.worker.preaggregator import PreAggregator
+from streams.worker.rewind import RewindingApp
+from streams.worker.snapshots import SnapshotWriter
+from streams.worker.tables import WeeklyTable
 
 log = logging.getLogger("tokenboard.worker")
 

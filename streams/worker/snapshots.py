@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 from aggregations.totals import COUNT_FIELDS, TOKENS, TableValue, split_key
 from aggregations.weeks import week_start_ms
 from streams import metrics
-from streams.redis_keys import RedisKeys
+from streams.store.keys import RedisKeys
 
 # Redis has no "set if greater" for strings; the watermark only ever moves forward.
 _MAX_SET = """

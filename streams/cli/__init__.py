@@ -1,0 +1,1 @@
+"""The ``tokenboard`` command: its command table, handlers and terminal views."""
