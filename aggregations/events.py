@@ -16,6 +16,8 @@ from typing import Literal
 
 import orjson
 
+from aggregations.errors import InvalidInput
+
 __all__ = [
     "DEFAULT_LIMITS",
     "MAX_COUNT",
@@ -150,7 +152,7 @@ def _build_event(
     return event
 
 
-class InvalidEvent(ValueError):
+class InvalidEvent(InvalidInput):
     """A rejected usage event: a machine-readable ``reason``, a ``detail`` for humans and the
     offending ``field`` when one is to blame.
 

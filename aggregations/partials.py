@@ -23,9 +23,7 @@ from aggregations.totals import (
     TOTAL_MEMBER,
     Partial,
 )
-from aggregations.weeks import day_id, week_end_ms, week_id
-
-DAY_MS = 86_400_000
+from aggregations.weeks import DAY_MS, day_id, week_end_ms, week_id
 
 
 def partition_for(key: str, partitions: int) -> int:

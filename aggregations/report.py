@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from aggregations.catalog import UNKNOWN_COUNTRY, UNKNOWN_VENDOR
 from aggregations.growth import growth_streak, leader_streak, wow_pct
 from aggregations.rankings import rank, rank_of
 from aggregations.weeks import parse_week, previous_week
@@ -27,9 +28,6 @@ __all__ = [
     "render_text",
 ]
 
-UNKNOWN_VENDOR = "unknown"
-# ISO 3166-1 reserves ZZ for user assignment; it marks "origin unknown" and never collides.
-UNKNOWN_COUNTRY = "ZZ"
 
 COUNTRY_NAMES: Mapping[str, str] = {
     "AE": "United Arab Emirates",

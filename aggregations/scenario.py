@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from aggregations.events import UsageEvent
-from aggregations.weeks import parse_week, week_start_ms
+from aggregations.weeks import WEEK_MS, parse_week, week_start_ms
 
-WEEK_MS = 7 * 86_400_000
 #: Tokens one rolled-up call carries at most in replayed events (the validator allows 10M).
 TOKENS_PER_CALL = 4_000_000
 

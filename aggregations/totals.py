@@ -21,8 +21,10 @@ from typing import Any, Literal
 from aggregations.weeks import WEEK_MS, week_end_ms
 
 Dimension = Literal["model", "country", "vendor", "total"]
+#: The dimensions with a leaderboard (``total`` has one member).
+RankedDimension = Literal["model", "country", "vendor"]
 DIMENSIONS: tuple[Dimension, ...] = ("model", "country", "vendor", "total")
-RANKED_DIMENSIONS: tuple[Dimension, ...] = ("model", "country", "vendor")
+RANKED_DIMENSIONS: tuple[RankedDimension, ...] = ("model", "country", "vendor")
 TOTAL_MEMBER = "all"
 
 #: Positions in a counts vector.

@@ -17,12 +17,11 @@ from dataclasses import dataclass
 
 from aggregations.catalog import ModelInfo
 from aggregations.events import UsageEvent
+from aggregations.weeks import DAY_MS, WEEK_MS
 
 __all__ = ["ModelTraffic", "TrafficModel", "daily_factor"]
 
 HOUR_MS = 3_600_000
-DAY_MS = 24 * HOUR_MS
-WEEK_MS = 7 * DAY_MS
 
 #: Hour of the day (UTC) at which token volume peaks.
 PEAK_HOUR_UTC = 14.0

@@ -11,12 +11,15 @@ from __future__ import annotations
 import re
 from datetime import date, timedelta
 
+from aggregations.errors import InvalidInput
+
 __all__ = [
     "DAY_MS",
     "WEEK_MS",
     "day_id",
     "days_of_week",
     "next_week",
+    "parse_day",
     "parse_week",
     "previous_week",
     "week_end_ms",
@@ -61,12 +64,12 @@ def parse_week(week: str) -> tuple[int, int]:
     """
     match = _WEEK_RE.fullmatch(week) if isinstance(week, str) else None
     if match is None:
-        raise ValueError(f"invalid week id {week!r}: expected 'YYYY-Www', e.g. '2026-W47'")
+        raise InvalidInput(f"invalid week id {week!r}: expected 'YYYY-Www', e.g. '2026-W47'")
     year, number = int(match.group(1)), int(match.group(2))
     try:
         date.fromisocalendar(year, number, 1)
     except ValueError:
-        raise ValueError(
+        raise InvalidInput(
             f"invalid week id {week!r}: ISO year {year} has no week {number}"
         ) from None
     return year, number
@@ -105,18 +108,19 @@ def day_id(ts_ms: int) -> str:
     return _date_of_ms(ts_ms).isoformat()
 
 
-def _parse_day(day: str) -> date:
+def parse_day(day: str) -> date:
+    """The date of a day id ``YYYY-MM-DD``; ValueError naming the id otherwise."""
     if not isinstance(day, str) or _DAY_RE.fullmatch(day) is None:
-        raise ValueError(f"invalid day id {day!r}: expected 'YYYY-MM-DD'")
+        raise InvalidInput(f"invalid day id {day!r}: expected 'YYYY-MM-DD'")
     try:
         return date.fromisoformat(day)
     except ValueError as exc:
-        raise ValueError(f"invalid day id {day!r}: {exc}") from None
+        raise InvalidInput(f"invalid day id {day!r}: {exc}") from None
 
 
 def week_of_day(day: str) -> str:
     """Return the ISO week id containing the UTC day ``day`` (``YYYY-MM-DD``)."""
-    year, number, _ = _parse_day(day).isocalendar()
+    year, number, _ = parse_day(day).isocalendar()
     return _format_week(year, number)
 
 

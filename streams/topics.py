@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from aggregations.weeks import DAY_MS
 from streams.settings import Settings
-
-DAY_MS = 86_400_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 from aggregations.report import format_pct, format_tokens
 from streams.settings import Settings
 from streams.store import queries
+from streams.store.client import connect
 from streams.store.keys import RedisKeys
 from streams.store.state import WeekNotFound
 
@@ -66,7 +67,7 @@ def _query(settings: Settings, name: str, *args: Any) -> dict[str, Any] | None:
     """Run one query of :mod:`streams.store.queries`; print the error and return None on failure."""
 
     async def go() -> dict[str, Any]:
-        client = aioredis.from_url(settings.redis_url, decode_responses=True)
+        client = connect(settings)
         try:
             result: dict[str, Any] = await getattr(queries, name)(
                 client, RedisKeys(settings.redis_prefix), *args
@@ -329,7 +330,7 @@ def run_watch(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _watch(settings: Settings, from_beginning: bool, limit: int, as_json: bool) -> None:
-    client = aioredis.from_url(settings.redis_url)
+    client = connect(settings)
     namer = EventNamer(client, RedisKeys(settings.redis_prefix))
     shown = 0
     try:

@@ -15,6 +15,7 @@ from aggregations.report import format_tokens
 from aggregations.scenario import Scenario, replay_events
 from streams.sdk.producer import UsageProducer
 from streams.settings import Settings
+from streams.store.client import connect
 from streams.store.keys import RedisKeys
 from streams.topics import ensure_topics
 
@@ -73,7 +74,7 @@ async def wait_for_pipeline(
     keys = RedisKeys(settings.redis_prefix)
     expected_weeks = scenario.week_totals()
     expected_cells = scenario.cell_totals()
-    client = aioredis.from_url(settings.redis_url)
+    client = connect(settings)
     started = time.monotonic()
     try:
         while True:

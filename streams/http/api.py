@@ -28,6 +28,7 @@ from streams.http.openapi_read import openapi_document
 from streams.http.web import health_routes, request_counter
 from streams.settings import Settings
 from streams.store import queries
+from streams.store.client import connect
 from streams.store.keys import RedisKeys
 from streams.store.report import weekly_report
 from streams.store.state import WeekNotFound, read_state, week_to_date_tokens
@@ -188,7 +189,9 @@ async def _rolling(request: web.Request) -> web.Response:
 
 async def _report(request: web.Request) -> web.Response:
     top = _int_param(request, "top", request.app[SETTINGS].top_n, 1, MAX_ROWS)
-    return _json(await weekly_report(request.app[SETTINGS], _week_param(request), top))
+    return _json(
+        await weekly_report(request.app[REDIS], request.app[KEYS], _week_param(request), top)
+    )
 
 
 def _history(dimension: str, param: str) -> Handler:
@@ -294,7 +297,7 @@ async def _events_stream(request: web.Request) -> web.StreamResponse:
 
 # Lifecycle --------------------------------------------------------------------------------
 async def _redis_context(app: web.Application) -> AsyncIterator[None]:
-    client = aioredis.from_url(app[SETTINGS].redis_url, decode_responses=True)
+    client = connect(app[SETTINGS])
     app[REDIS] = client
     pinger = asyncio.create_task(_ping_forever(client, app[HEALTH]))
     yield

@@ -43,7 +43,7 @@ from aggregations.ranker_state import (
 )
 from aggregations.rankings import Ranked, rank, rank_changes, rank_of
 from aggregations.totals import RANKED_DIMENSIONS
-from aggregations.weeks import previous_week, week_end_ms, week_id, week_start_ms
+from aggregations.weeks import WEEK_MS, previous_week, week_end_ms, week_id, week_start_ms
 from streams.leader.state_log import RankerStateLog
 from streams.settings import Settings
 from streams.store.keys import RedisKeys
@@ -52,7 +52,6 @@ from streams.store.state import read_history, read_state
 log = logging.getLogger("tokenboard.ranker")
 
 Publish = Callable[[str, dict[str, Any]], Awaitable[None]]
-WEEK_MS = 7 * 86_400_000
 RANK_REFRESH_S = 5.0
 SETTLE_MS = 3000
 PIPELINE_CHUNK = 5000
@@ -150,7 +149,7 @@ class Ranker:
         rewrite (:meth:`_sync`), which brings the hash back, before it gets here.
         """
         raw = await self.client.hgetall(self.keys.progress)
-        progress = {_text(field): int(ms) for field, ms in raw.items()}
+        progress = {field: int(ms) for field, ms in raw.items()}
         closing = closing_watermark(progress, range(self.settings.partitions))
         return watermark if closing is None else closing
 
@@ -170,7 +169,7 @@ class Ranker:
         partition's snapshot was rewritten (a partial view would give changes nobody made).
         """
         marker = await self.client.get(self.keys.ranker_marker)
-        if self._state is None or marker is None or _text(marker) != self._marker():
+        if self._state is None or marker is None or marker != self._marker():
             # Not our last mirror: we just became leader, another leader wrote since, Redis
             # lost its state, or one of our mirror writes failed. The topic is the truth.
             state = await self.state_log.load()
@@ -207,12 +206,12 @@ class Ranker:
         came before any flush since the tick began.
         """
         marker = await self.client.get(self.keys.ranker_marker)
-        if marker is None or _text(marker) != self._marker():
+        if marker is None or marker != self._marker():
             raise RedisStateLost
 
     async def _snapshots_rewritten(self) -> bool:
         members = await self.client.smembers(self.keys.snapshot_partitions)
-        rewritten = {_text(m) for m in members}
+        rewritten = set(members)
         return all(str(p) in rewritten for p in range(self.settings.partitions))
 
     async def _adopt_redis_state(self) -> RankerState:
@@ -223,11 +222,9 @@ class Ranker:
         """
         closed = await self.client.zrange(self.keys.closed_weeks, 0, -1)
         finalized = await self.client.smembers(self.keys.finalized)
-        late = {
-            _text(k): int(v) for k, v in (await self.client.hgetall(self.keys.late_alerted)).items()
-        }
-        records: list[Record] = [closed_record(_text(w)) for w in closed]
-        records += [finalized_record(_text(w)) for w in finalized]
+        late = {k: int(v) for k, v in (await self.client.hgetall(self.keys.late_alerted)).items()}
+        records: list[Record] = [closed_record(w) for w in closed]
+        records += [finalized_record(w) for w in finalized]
         records += [
             late_record(week, count, late.get(f"{week}:tokens", 0))
             for week, count in late.items()
@@ -235,7 +232,7 @@ class Ranker:
         ]
         async for key in self.client.scan_iter(match=self.keys.published("*", "*"), count=1000):
             raw = await self.client.get(key)
-            _, dimension, week = _text(key).rsplit(":", 2)
+            _, dimension, week = key.rsplit(":", 2)
             if raw:
                 records.append(published_record(dimension, week, decode_top(raw)))
         await self.state_log.put(records)
@@ -324,7 +321,7 @@ class Ranker:
         rows = await self.client.zrange(
             self.keys.leaderboard(dimension, week), 0, -1, withscores=True
         )
-        return rank({_text(m): int(s) for m, s in rows})
+        return rank({m: int(s) for m, s in rows})
 
     async def _write_ranks(self, week: str, totals: dict[str, int]) -> None:
         """Rank, previous rank and WoW of every member, when the week's data changed."""
@@ -337,7 +334,7 @@ class Ranker:
         # The growth streak reads every earlier week's total, WoW the previous week's.
         earlier = [[w, t] for w, t in sorted(totals.items()) if w <= week]
         fingerprint = hashlib.sha1(orjson.dumps([cards, earlier])).hexdigest()
-        if seen is not None and _text(seen) == fingerprint:
+        if seen is not None and seen == fingerprint:
             return
         # While a week keeps changing (a backfill), rewriting every member's rank each second
         # costs more than the freshness is worth: at most once per RANK_REFRESH_S.
@@ -389,7 +386,7 @@ class Ranker:
         await write.execute()
 
     async def _totals(self) -> dict[str, int]:
-        weeks = [_text(w) for w in await self.client.zrange(self.keys.weeks, 0, -1)]
+        weeks = list(await self.client.zrange(self.keys.weeks, 0, -1))
         pipe = self.client.pipeline(transaction=False)
         for week in weeks:
             pipe.hget(self.keys.total(week), "tokens")
@@ -491,10 +488,6 @@ class Ranker:
         pipe.hdel(self.keys.ranked, week)
         await pipe.execute()
         log.info("expired %s from Redis (older than %d weeks)", week, self.settings.retention_weeks)
-
-
-def _text(value: Any) -> Any:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _adds_up(ranking: list[Ranked], total: int | None) -> bool:

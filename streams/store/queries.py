@@ -13,15 +13,18 @@ sets are what the snapshot writers update first, so the figures never lag the to
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import date, timedelta
-from typing import Any, Literal
+from datetime import timedelta
+from typing import Any
 
 import redis.asyncio as aioredis
 
+from aggregations.catalog import UNKNOWN_COUNTRY, UNKNOWN_VENDOR
+from aggregations.errors import InvalidInput, NotFound
 from aggregations.growth import growth_streak, wow_pct
 from aggregations.rankings import Ranked, rank, rank_of
 from aggregations.report import COUNTRY_NAMES, rank_move
-from aggregations.weeks import day_id, parse_week, previous_week, week_of_day
+from aggregations.totals import RANKED_DIMENSIONS, RankedDimension
+from aggregations.weeks import day_id, parse_day, parse_week, previous_week
 from streams.store.keys import RedisKeys
 from streams.store.state import WeekNotFound, read_state, resolve_week
 
@@ -36,23 +39,21 @@ __all__ = [
     "rolling_leaderboard",
 ]
 
-Dimension = Literal["model", "country", "vendor"]
-DIMENSIONS: tuple[Dimension, ...] = ("model", "country", "vendor")
-UNKNOWN_VENDOR = "unknown"
-UNKNOWN_COUNTRY = "ZZ"
+Dimension = RankedDimension
+DIMENSIONS = RANKED_DIMENSIONS
 MAX_ROLLING_DAYS = 31
 
 
-class MemberNotFound(LookupError):
+class MemberNotFound(NotFound):
     """The requested model, country or vendor has no data in any retained week."""
 
 
 def check_dimension(dimension: str) -> Dimension:
-    """Return ``dimension`` if it is a ranked dimension, else raise ValueError."""
+    """Return ``dimension`` if it is a ranked dimension, else raise InvalidInput."""
     for known in DIMENSIONS:
         if dimension == known:
             return known
-    raise ValueError(f"unknown dimension {dimension!r}: expected one of {', '.join(DIMENSIONS)}")
+    raise InvalidInput(f"unknown dimension {dimension!r}: expected one of {', '.join(DIMENSIONS)}")
 
 
 async def leaderboard(
@@ -65,7 +66,7 @@ async def leaderboard(
     """
     dim = check_dimension(dimension)
     if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+        raise InvalidInput(f"n must be >= 1, got {n}")
     week_id = await resolve_week(client, keys, week)
     prev = previous_week(week_id)
     pipe = client.pipeline(transaction=False)
@@ -180,13 +181,13 @@ async def rolling_leaderboard(
     if not 1 <= days <= MAX_ROLLING_DAYS:
         raise ValueError(f"days must be between 1 and {MAX_ROLLING_DAYS}, got {days}")
     if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+        raise InvalidInput(f"n must be >= 1, got {n}")
     state = await read_state(client, keys)
     if end_day is None:
         if not state.watermark_ms:
             raise WeekNotFound("no data yet: is a worker running, and has anything been produced?")
         end_day = day_id(state.watermark_ms)
-    last = _parse_day(end_day)
+    last = parse_day(end_day)
     window = [(last - timedelta(days=back)).isoformat() for back in range(days - 1, -1, -1)]
     pipe = client.pipeline(transaction=False)
     for day in window:
@@ -296,8 +297,7 @@ async def _member_details(
         pipe.hgetall(keys.member(dimension, week, member))
     rows = await pipe.execute()
     return {
-        member: {_text(k): _text(v) for k, v in row.items()}
-        for member, row in zip(members, rows, strict=True)
+        member: {k: v for k, v in row.items()} for member, row in zip(members, rows, strict=True)
     }
 
 
@@ -337,13 +337,8 @@ def _labels(dimension: str, member: str, detail: Mapping[str, str]) -> dict[str,
     return {"name": member}
 
 
-def _parse_day(day: str) -> date:
-    week_of_day(day)  # the strict spelling check, with its clear error message
-    return date.fromisoformat(day)
-
-
 def _scores(rows: Sequence[tuple[bytes | str, float]]) -> dict[str, int]:
-    return {_text(member): int(score) for member, score in rows}
+    return {member: int(score) for member, score in rows}
 
 
 def _share(tokens: int, total: int) -> float | None:
@@ -352,7 +347,3 @@ def _share(tokens: int, total: int) -> float | None:
 
 def _int(value: bytes | str | None) -> int:
     return int(value) if value else 0
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -12,28 +12,32 @@ import redis.asyncio as aioredis
 
 from aggregations.report import build_report, render_text
 from streams.settings import Settings
+from streams.store.client import connect
 from streams.store.keys import RedisKeys
 from streams.store.state import WeekNotFound, read_history, resolve_week
 
 
 async def weekly_report(
-    settings: Settings, week_spec: str, top_n: int | None = None
+    client: aioredis.Redis, keys: RedisKeys, week_spec: str, top_n: int
 ) -> dict[str, Any]:
     """The report of a week (``current``, ``last`` or ``2026-W47``) as the JSON contract."""
-    keys = RedisKeys(settings.redis_prefix)
-    client = aioredis.from_url(settings.redis_url)
+    week = await resolve_week(client, keys, week_spec)
+    history, meta = await read_history(client, keys, week)
+    return build_report(week, history, meta, top_n)
+
+
+async def _report(settings: Settings, week_spec: str, top_n: int) -> dict[str, Any]:
+    client = connect(settings)
     try:
-        week = await resolve_week(client, keys, week_spec)
-        history, meta = await read_history(client, keys, week)
+        return await weekly_report(client, RedisKeys(settings.redis_prefix), week_spec, top_n)
     finally:
         await client.aclose()
-    return build_report(week, history, meta, top_n or settings.top_n)
 
 
 def run_report(args: argparse.Namespace, settings: Settings) -> int:
     """CLI handler."""
     try:
-        report = asyncio.run(weekly_report(settings, args.week, args.top))
+        report = asyncio.run(_report(settings, args.week, args.top or settings.top_n))
     except (WeekNotFound, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

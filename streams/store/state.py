@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
+from aggregations.errors import NotFound
 from aggregations.growth import wow_pct
 from aggregations.report import ModelMeta, WeekData
 from aggregations.rolling import week_to_date
@@ -29,7 +30,7 @@ class PipelineState:
         return self.closed[-1] if self.closed else None
 
 
-class WeekNotFound(LookupError):
+class WeekNotFound(NotFound):
     """The requested week has no data in Redis."""
 
 
@@ -42,10 +43,10 @@ async def read_state(client: aioredis.Redis, keys: RedisKeys) -> PipelineState:
     pipe.get(keys.current_week)
     weeks, closed, watermark, current = await pipe.execute()
     return PipelineState(
-        weeks=[_text(w) for w in weeks],
-        closed=[_text(w) for w in closed],
+        weeks=list(weeks),
+        closed=list(closed),
         watermark_ms=int(float(watermark)) if watermark else 0,
-        current_week=_text(current) if current else None,
+        current_week=current or None,
     )
 
 
@@ -83,8 +84,8 @@ async def read_weeks(
         history[week] = WeekData(
             week=week,
             total=int(total or 0),
-            models={_text(m): int(s) for m, s in models},
-            countries={_text(c): int(s) for c, s in countries},
+            models={m: int(s) for m, s in models},
+            countries={c: int(s) for c, s in countries},
         )
     return history
 
@@ -100,7 +101,7 @@ async def read_meta(
     meta: dict[str, ModelMeta] = {}
     for model, (name, vendor, country) in zip(models, rows, strict=True):
         if name is not None:
-            meta[model] = ModelMeta(_text(name), _text(vendor), _text(country))
+            meta[model] = ModelMeta(name, vendor, country)
     return meta
 
 
@@ -149,7 +150,3 @@ async def week_to_date_tokens(
         "last_week_tokens": last,
         "wow_pct": wow_pct(this, last),
     }
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -19,7 +19,6 @@ from typing import Any
 
 import faust
 import orjson
-import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
@@ -33,6 +32,7 @@ from streams.http.web import PortInUse, bind_listener, serve_health
 from streams.leader.ranker import Ranker
 from streams.leader.state_log import RankerStateLog
 from streams.settings import Settings
+from streams.store.client import connect
 from streams.store.keys import RedisKeys
 from streams.topics import ensure_topics
 from streams.worker.catalog import load_catalog
@@ -219,7 +219,7 @@ def build_app(settings: Settings, health: socket.socket | None = None) -> Worker
         if doomed:
             log.info("partition %d: dropped %d keys older than the horizon", partition, len(doomed))
 
-    redis_client = aioredis.from_url(settings.redis_url)
+    redis_client = connect(settings)
     writer = SnapshotWriter(redis_client, keys, parts.worker_id)
     seen_assignment: set[Any] = set()
 

@@ -28,6 +28,8 @@ from streams.dev.replay import produce_scenario, wait_for_pipeline
 from streams.http.api import build_api_app
 from streams.http.openapi_read import openapi_document
 from streams.settings import Settings
+from streams.store.client import connect
+from streams.store.keys import RedisKeys
 from streams.store.report import weekly_report
 from streams.topics import ensure_topics
 from tests.integration.processes import WorkerProcess
@@ -239,7 +241,12 @@ async def check_api_routes(client: Client, spec: Conformance, settings: Settings
     assert fortnight["rows"][0]["member"] == "CN"
 
     report = await get_json(client, spec, "/v1/report", f"/v1/report?week={SEED_WEEK}&top=10")
-    assert report == await weekly_report(settings, SEED_WEEK, 10)
+    reader = connect(settings)
+    try:
+        direct = await weekly_report(reader, RedisKeys(settings.redis_prefix), SEED_WEEK, 10)
+    finally:
+        await reader.aclose()
+    assert report == direct
     assert report["total"]["tokens"] == TOTAL_W47 and report["models"][0]["model"] == DEEPSEEK
 
     model = await get_json(

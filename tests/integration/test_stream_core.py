@@ -27,7 +27,10 @@ StartWorker = Callable[..., WorkerProcess]
 
 
 async def test_seed_replay_gives_exact_tables_and_report(
-    settings: Settings, start_worker: StartWorker, seed_scenario: Scenario
+    settings: Settings,
+    start_worker: StartWorker,
+    seed_scenario: Scenario,
+    redis_client: aioredis.Redis,
 ) -> None:
     """Replaying the seed scenario reproduces every cell and every fact of the seed week."""
     await ensure_topics(settings)
@@ -36,7 +39,9 @@ async def test_seed_replay_gives_exact_tables_and_report(
     assert produced == seed_scenario.event_count(20)
     await wait_for_pipeline(settings, seed_scenario, timeout_s=120, show=False)
 
-    report = await weekly_report(settings, "2026-W47")
+    report = await weekly_report(
+        redis_client, RedisKeys(settings.redis_prefix), "2026-W47", settings.top_n
+    )
     assert report["total"]["tokens"] == 28_900_000_000_000
     assert abs(report["total"]["wow_pct"] - 7.40) < 0.01
     assert report["total"]["growth_streak"] == 5
