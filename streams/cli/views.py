@@ -2,7 +2,7 @@
 
 ``top`` and ``history`` print the dicts of :mod:`streams.store.queries` as fixed-width tables (or
 as JSON with ``--json``). ``watch`` follows the rankings and alerts topics with
-:class:`EventTail`, which the HTTP API's event stream uses as well.
+:class:`~streams.sdk.tail.EventTail`, which the HTTP API's event stream uses as well.
 """
 
 from __future__ import annotations
@@ -11,25 +11,21 @@ import argparse
 import asyncio
 import contextlib
 import sys
-import time
 from collections.abc import Mapping, Sequence
-from types import TracebackType
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from redis.exceptions import RedisError
 
+from aggregations.describe import describe_event
 from aggregations.report import format_pct, format_tokens
+from streams.sdk.tail import EventTail
 from streams.settings import Settings
 from streams.store import queries
 from streams.store.client import connect
 from streams.store.keys import RedisKeys
+from streams.store.names import EventNamer
 from streams.store.state import WeekNotFound
-
-# Seconds between metadata checks while a followed topic does not exist yet.
-TOPIC_RECHECK_S = 5.0
 
 
 # top / history ------------------------------------------------------------------------------
@@ -168,158 +164,6 @@ def _print_json(value: Any) -> None:
 
 
 # watch --------------------------------------------------------------------------------------
-class EventTail:
-    """Follows the rankings and alerts topics without a consumer group (nothing is committed).
-
-    After :meth:`start` returns, every event published later is delivered: the start offsets
-    are fixed explicitly instead of through a lazy offset reset. ``backlog`` also delivers up
-    to that many of the latest records of each partition; a followed topic created after the
-    start is read from its beginning.
-    """
-
-    def __init__(self, settings: Settings, *, from_beginning: bool = False, backlog: int = 0):
-        self.settings = settings
-        self.topics = (settings.rankings_topic, settings.alerts_topic)
-        self.from_beginning = from_beginning
-        self.backlog = backlog
-        self._consumer: AIOKafkaConsumer | None = None
-        self._assigned: set[TopicPartition] = set()
-        self._checked_at = 0.0
-
-    async def __aenter__(self) -> EventTail:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
-
-    async def start(self) -> None:
-        """Connect and fix the start offsets."""
-        self._consumer = AIOKafkaConsumer(
-            **self.settings.kafka_client_options(), group_id=None, enable_auto_commit=False
-        )
-        await self._consumer.start()
-        await self._assign(initial=True)
-
-    async def stop(self) -> None:
-        """Disconnect."""
-        if self._consumer is not None:
-            await self._consumer.stop()
-            self._consumer = None
-
-    async def next_batch(self, timeout_ms: int = 1000) -> list[dict[str, Any]]:
-        """The events that arrived within ``timeout_ms``, oldest first (maybe none)."""
-        consumer = self._consumer
-        assert consumer is not None, "start() first"
-        if len(self._topics_assigned()) < len(self.topics):
-            if time.monotonic() - self._checked_at > TOPIC_RECHECK_S:
-                await self._assign(initial=False)
-            if not self._assigned:
-                await asyncio.sleep(timeout_ms / 1000)
-                return []
-        batches = await consumer.getmany(timeout_ms=timeout_ms)
-        records = [r for chunk in batches.values() for r in chunk]
-        # Chronological across partitions; on a tie a ranking change precedes the alerts
-        # the ranker raised in the same pass.
-        records.sort(key=lambda r: (r.timestamp, r.topic != self.topics[0], r.partition, r.offset))
-        events = []
-        for record in records:
-            try:
-                event = orjson.loads(record.value)
-            except orjson.JSONDecodeError:
-                continue  # not ours to judge; a feed shows only what it can read
-            if isinstance(event, dict):
-                events.append(event)
-        return events
-
-    def _topics_assigned(self) -> set[str]:
-        return {tp.topic for tp in self._assigned}
-
-    async def _assign(self, *, initial: bool) -> None:
-        consumer = self._consumer
-        assert consumer is not None
-        self._checked_at = time.monotonic()
-        # The public topics() call discards the partition counts it fetched.
-        cluster = await consumer._client.fetch_all_metadata()
-        wanted = {
-            TopicPartition(topic, p)
-            for topic in self.topics
-            for p in cluster.partitions_for_topic(topic) or ()
-        }
-        new = sorted(wanted - self._assigned)
-        if not new:
-            return
-        kept = {tp: await consumer.position(tp) for tp in self._assigned}
-        consumer.assign(sorted(wanted))
-        for tp, offset in kept.items():
-            consumer.seek(tp, offset)
-        begin = await consumer.beginning_offsets(new)
-        end = await consumer.end_offsets(new)
-        for tp in new:
-            if not initial or self.from_beginning:
-                consumer.seek(tp, begin[tp])
-            else:
-                consumer.seek(tp, max(begin[tp], end[tp] - self.backlog))
-        self._assigned = wanted
-
-
-class EventNamer:
-    """Display names of the members named in events, looked up in Redis once each."""
-
-    def __init__(self, client: aioredis.Redis, keys: RedisKeys) -> None:
-        self.client = client
-        self.keys = keys
-        self._names: dict[tuple[str, str, str], str] = {}
-
-    async def name(self, event: Mapping[str, Any]) -> str:
-        """The display name of the event's member (its id when unknown)."""
-        member = str(event.get("member") or event.get("subject") or "")
-        dimension = str(event.get("dimension", ""))
-        if dimension != "model":
-            return member
-        key = (dimension, str(event.get("week", "")), member)
-        if key not in self._names:
-            try:
-                raw = await self.client.hget(self.keys.member(*key), "name")
-            except RedisError:
-                raw = None  # names are a nicety; the feed goes on with ids
-            self._names[key] = (raw.decode() if isinstance(raw, bytes) else raw) or member
-        return self._names[key]
-
-
-_ARROWS = {"new_leader": "★", "entered": "↑", "moved_up": "↑", "moved_down": "↓", "dropped": "↓"}
-
-
-def describe_event(event: Mapping[str, Any], name: str | None = None) -> str:
-    """One readable line for a ranking change or an alert.
-
-    ``2026-W47 model    ↑ DeepSeek-V4-Flash moved up to #1 (was #2)  3.43T``
-    """
-    week = event.get("week", "?")
-    if event.get("type") == "alert":
-        return f"{week} alert    ! {event.get('message', event.get('kind'))}"
-    if event.get("type") != "ranking_change":
-        return f"{week} {event.get('type', 'event')}  {orjson.dumps(event).decode()}"
-    kind = event.get("kind", "")
-    who = name or str(event.get("member"))
-    old, new = event.get("old_rank"), event.get("new_rank")
-    was = f" (was #{old})" if old is not None else ""
-    text = {
-        "new_leader": f"{who} is the new #1{was or ' (new)'}",
-        "entered": f"{who} entered at #{new}{was}",
-        "moved_up": f"{who} moved up to #{new}{was}",
-        "moved_down": f"{who} moved down to #{new}{was}",
-        "dropped": f"{who} dropped out of the top{was}",
-    }.get(kind, f"{who} {kind}")
-    tokens = event.get("tokens")
-    line = f"{week} {event.get('dimension', ''):<8} {_ARROWS.get(kind, '·')} {text}"
-    if isinstance(tokens, int):
-        line += f"  {format_tokens(tokens)}"
-    return line + ("  [final]" if event.get("phase") == "final" else "")
-
-
 def run_watch(args: argparse.Namespace, settings: Settings) -> int:
     """CLI handler: print ranking changes and alerts as they are published."""
     # "watch" has no --json flag of its own yet; honour one if the parser grows it.

@@ -22,14 +22,16 @@ from aiohttp import web
 from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
 
+from aggregations.describe import describe_event
 from aggregations.weeks import day_id
-from streams.cli.views import EventNamer, EventTail, describe_event
 from streams.http.openapi_read import openapi_document
 from streams.http.web import health_routes, request_counter
+from streams.sdk.tail import EventTail
 from streams.settings import Settings
 from streams.store import queries
 from streams.store.client import connect
 from streams.store.keys import RedisKeys
+from streams.store.names import EventNamer
 from streams.store.report import weekly_report
 from streams.store.state import WeekNotFound, read_state, week_to_date_tokens
 
