@@ -13,7 +13,36 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aggregations.errors import InvalidInput
+
 ENV_PREFIX = "TOKENBOARD_"
+PORT_MAX = 65535
+#: Inclusive bounds of the numeric settings (None: unbounded on that side). A process with a
+#: value outside them stops at start with one line naming the variable, instead of failing
+#: later and obscurely (0 partitions, a negative block size, a port past 65535).
+BOUNDS: dict[str, tuple[float | None, float | None]] = {
+    "partitions": (1, None),
+    "replication": (1, None),
+    "top_n": (1, None),
+    "grace_seconds": (0, None),
+    "idle_close_seconds": (0, None),
+    "dedup_horizon_seconds": (0, None),
+    "retention_weeks": (1, None),
+    "retention_check_seconds": (0, None),
+    "surge_pct": (1e-9, None),
+    "flush_interval_ms": (1, None),
+    "block_size": (1, None),
+    "snapshot_interval_ms": (1, None),
+    "ingest_port": (0, PORT_MAX),
+    "api_port": (0, PORT_MAX),
+    "worker_web_port": (None, PORT_MAX),
+    "max_request_bytes": (1, None),
+    "max_event_bytes": (1, None),
+    "kafka_port": (1, PORT_MAX),
+    "kafka_controller_port": (1, PORT_MAX),
+    "redis_port": (1, PORT_MAX),
+}
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 
 
 def _env_name(field_name: str) -> str:
@@ -76,6 +105,19 @@ class Settings:
     redis_port: int = 6379
     kafka_version: str = "3.9.2"
     kafka_heap: str = "768m"
+
+    def __post_init__(self) -> None:
+        for name, (low, high) in BOUNDS.items():
+            value = getattr(self, name)
+            if (low is not None and value < low) or (high is not None and value > high):
+                raise InvalidInput(
+                    f"{_env_name(name)}={value} is out of range: {_range(low, high)}"
+                )
+        if self.kafka_security_protocol not in SECURITY_PROTOCOLS:
+            raise InvalidInput(
+                f"{_env_name('kafka_security_protocol')}={self.kafka_security_protocol!r} "
+                f"is not one of {', '.join(SECURITY_PROTOCOLS)}"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -172,8 +214,16 @@ def _coerce(f: dataclasses.Field[Any], raw: str) -> Any:
         if kind == "float":
             return float(raw)
     except ValueError as exc:
-        raise ValueError(f"{_env_name(f.name)}={raw!r} is not a valid {kind}") from exc
+        raise InvalidInput(f"{_env_name(f.name)}={raw!r} is not a valid {kind}") from exc
     return raw
+
+
+def _range(low: float | None, high: float | None) -> str:
+    if high is None:
+        return "must be greater than 0" if low == 1e-9 else f"must be at least {low:g}"
+    if low is None:
+        return f"must be at most {high:g}"
+    return f"must be between {low:g} and {high:g}"
 
 
 def env_documentation() -> list[tuple[str, str]]:

@@ -1,23 +1,88 @@
-"""Arguments of the pipeline commands; their handlers live next to the code they run."""
+"""The ``tokenboard`` command table, as plain data.
+
+Each :class:`Command` names its handler as ``"module:function"``: the module is imported only
+when that command runs, so ``tokenboard stack status`` never loads Faust or aiohttp, and
+:meth:`Command.resolve` turns the name into the real function (a unit test resolves every
+one, so a wrong name or a flag the handler reads but the parser never declares fails there).
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from streams.cli.main import register
+from streams.settings import Settings
+
+__all__ = ["COMMANDS", "Command", "Handler"]
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+Arguments = Callable[[argparse.ArgumentParser], None]
 
 
-@register(
-    "worker", "streams.worker.app", "run_worker", "run a stream worker (Faust + pre-aggregator)"
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One subcommand: its name, help line, flags and handler."""
+
+    name: str
+    help: str
+    handler: str
+    arguments: Arguments
+    #: Whether it takes the --kafka/--redis/... flags that override TOKENBOARD_* variables.
+    connections: bool = True
+
+    def resolve(self) -> Handler:
+        """Import the handler's module and return the handler."""
+        module, _, function = self.handler.partition(":")
+        handler: Handler = getattr(importlib.import_module(module), function)
+        return handler
+
+
+def connection_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags that override single TOKENBOARD_* variables (see :data:`CONNECTION_FIELDS`)."""
+    group = parser.add_argument_group("connections (override TOKENBOARD_* variables)")
+    group.add_argument("--kafka", dest="kafka_bootstrap", help="Kafka bootstrap servers")
+    group.add_argument("--redis", dest="redis_url", help="Redis URL")
+    group.add_argument("--topic-prefix", dest="topic_prefix", help="prefix of every topic")
+    group.add_argument("--redis-prefix", dest="redis_prefix", help="prefix of every Redis key")
+    group.add_argument("--partitions", type=int, help="partitions of the tokenboard topics")
+    group.add_argument("--run-dir", dest="run_dir", help="local stack run folder")
+
+
+#: Settings fields a command line may override (the connection flags' destinations).
+CONNECTION_FIELDS = (
+    "kafka_bootstrap",
+    "redis_url",
+    "topic_prefix",
+    "redis_prefix",
+    "partitions",
+    "run_dir",
 )
+
+
+def _stack(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["up", "down", "status", "logs", "reset"])
+    p.add_argument("service", nargs="?", choices=["kafka", "redis"], help="for logs")
+    p.add_argument("-n", "--lines", type=int, default=40, help="log lines to show")
+
+
+def _topics(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["create"])
+    p.add_argument("--replication", type=int, help="default TOKENBOARD_REPLICATION")
+
+
+def _no_arguments(p: argparse.ArgumentParser) -> None:
+    """A command without flags of its own."""
+
+
 def _worker(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--web-port", type=int, help="port of /healthz, /readyz and /metrics")
+    p.add_argument(
+        "--web-port", type=int, help="port of /healthz, /readyz and /metrics (0: any free port)"
+    )
     p.add_argument("--loglevel", default="warning", help="Faust log level")
 
 
-@register(
-    "replay", "streams.dev.replay", "run_replay", "replay a scenario table through the pipeline"
-)
 def _replay(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help="scenario JSON (see tests/data/README.md)")
     p.add_argument("--events", type=int, default=20, help="events per (week, model) cell")
@@ -25,20 +90,22 @@ def _replay(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-wait", action="store_true", help="only produce, do not wait")
 
 
-@register("report", "streams.store.report", "run_report", "the weekly report (text or JSON)")
 def _report(p: argparse.ArgumentParser) -> None:
     p.add_argument("--week", default="last", help="current, last or an ISO week like 2026-W47")
     p.add_argument("--top", type=int, help="models in the top list (default TOKENBOARD_TOP_N)")
     p.add_argument("--json", action="store_true", help="print the JSON contract")
 
 
-@register("ingest", "streams.http.ingest", "run_ingest", "HTTP ingest gateway (POST /v1/events)")
 def _ingest(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, help="listen port (default TOKENBOARD_INGEST_PORT)")
     p.add_argument("--host", default="0.0.0.0", help="listen address")
 
 
-@register("simulate", "streams.dev.simulate", "run_simulate", "produce realistic synthetic traffic")
+def _api(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--port", type=int, help="listen port (default TOKENBOARD_API_PORT)")
+    p.add_argument("--host", default="0.0.0.0", help="listen address")
+
+
 def _simulate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rate", type=float, default=5000, help="events per second")
     p.add_argument("--duration", type=float, default=60, help="seconds (0 = until Ctrl-C)")
@@ -46,13 +113,6 @@ def _simulate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=1, help="random seed")
 
 
-@register("api", "streams.http.api", "run_api", "HTTP read API and dashboard")
-def _api(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--port", type=int, help="listen port (default TOKENBOARD_API_PORT)")
-    p.add_argument("--host", default="0.0.0.0", help="listen address")
-
-
-@register("top", "streams.cli.views", "run_top", "leaderboard table of a week")
 def _top(p: argparse.ArgumentParser) -> None:
     p.add_argument("--by", choices=["model", "country", "vendor"], default="model")
     p.add_argument("--week", default="current", help="current, last or an ISO week like 2026-W47")
@@ -60,7 +120,6 @@ def _top(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
-@register("history", "streams.cli.views", "run_history", "weekly series of one model or country")
 def _history(p: argparse.ArgumentParser) -> None:
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--model", help="model id, e.g. deepseek/deepseek-v4-flash")
@@ -69,8 +128,46 @@ def _history(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
-@register("watch", "streams.cli.views", "run_watch", "follow ranking changes and alerts live")
 def _watch(p: argparse.ArgumentParser) -> None:
     p.add_argument("--from-beginning", action="store_true", help="replay the topics' history")
     p.add_argument("--limit", type=int, default=0, help="stop after N events (0 = never)")
     p.add_argument("--json", action="store_true", help="print each event as JSON")
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("stack", "local Kafka + Redis without Docker", "streams.cli.admin:run_stack", _stack),
+    Command(
+        "topics", "create the tokenboard topics (idempotent)", "streams.cli.admin:run_topics",
+        _topics,
+    ),
+    Command(
+        "env", "list every TOKENBOARD_* variable with its default", "streams.cli.admin:run_env",
+        _no_arguments, connections=False,
+    ),
+    Command(
+        "worker", "run a stream worker (Faust + pre-aggregator)", "streams.worker.app:run_worker",
+        _worker,
+    ),
+    Command(
+        "replay", "replay a scenario table through the pipeline", "streams.dev.replay:run_replay",
+        _replay,
+    ),
+    Command("report", "the weekly report (text or JSON)", "streams.cli.views:run_report", _report),
+    Command(
+        "ingest", "HTTP ingest gateway (POST /v1/events)", "streams.http.ingest:run_ingest",
+        _ingest,
+    ),
+    Command(
+        "simulate", "produce realistic synthetic traffic", "streams.dev.simulate:run_simulate",
+        _simulate,
+    ),
+    Command("api", "HTTP read API and dashboard", "streams.http.api:run_api", _api),
+    Command("top", "leaderboard table of a week", "streams.cli.views:run_top", _top),
+    Command(
+        "history", "weekly series of one model or country", "streams.cli.views:run_history",
+        _history,
+    ),
+    Command(
+        "watch", "follow ranking changes and alerts live", "streams.cli.views:run_watch", _watch
+    ),
+)  # fmt: skip

@@ -18,13 +18,14 @@ import orjson
 from redis.exceptions import RedisError
 
 from aggregations.describe import describe_event
-from aggregations.report import format_pct, format_tokens
+from aggregations.report import format_pct, format_tokens, render_text
 from streams.sdk.tail import EventTail
 from streams.settings import Settings
 from streams.store import queries
 from streams.store.client import connect
 from streams.store.keys import RedisKeys
 from streams.store.names import EventNamer
+from streams.store.report import weekly_report
 from streams.store.state import WeekNotFound
 
 
@@ -166,10 +167,8 @@ def _print_json(value: Any) -> None:
 # watch --------------------------------------------------------------------------------------
 def run_watch(args: argparse.Namespace, settings: Settings) -> int:
     """CLI handler: print ranking changes and alerts as they are published."""
-    # "watch" has no --json flag of its own yet; honour one if the parser grows it.
-    as_json = bool(getattr(args, "json", False))
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_watch(settings, args.from_beginning, args.limit, as_json))
+        asyncio.run(_watch(settings, args.from_beginning, args.limit, args.json))
     return 0
 
 
@@ -197,3 +196,26 @@ async def _watch(settings: Settings, from_beginning: bool, limit: int, as_json: 
                         break
     finally:
         await client.aclose()
+
+
+# report -------------------------------------------------------------------------------------
+async def _report(settings: Settings, week_spec: str, top_n: int) -> dict[str, Any]:
+    client = connect(settings)
+    try:
+        return await weekly_report(client, RedisKeys(settings.redis_prefix), week_spec, top_n)
+    finally:
+        await client.aclose()
+
+
+def run_report(args: argparse.Namespace, settings: Settings) -> int:
+    """``tokenboard report``: the weekly report as text, or as the JSON contract."""
+    try:
+        report = asyncio.run(_report(settings, args.week, args.top or settings.top_n))
+    except (WeekNotFound, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        print(render_text(report))
+    return 0

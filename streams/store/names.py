@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -30,7 +30,8 @@ class EventNamer:
         key = (dimension, str(event.get("week", "")), member)
         if key not in self._names:
             try:
-                raw = await self.client.hget(self.keys.member(*key), "name")
+                # A str: every client decodes responses (streams.store.client).
+                raw = cast("str | None", await self.client.hget(self.keys.member(*key), "name"))
             except RedisError:
                 raw = None  # names are a nicety; the feed goes on with ids
             self._names[key] = raw or member

@@ -337,7 +337,7 @@ def _labels(dimension: str, member: str, detail: Mapping[str, str]) -> dict[str,
     return {"name": member}
 
 
-def _scores(rows: Sequence[tuple[bytes | str, float]]) -> dict[str, int]:
+def _scores(rows: Sequence[tuple[str, float]]) -> dict[str, int]:
     return {member: int(score) for member, score in rows}
 
 

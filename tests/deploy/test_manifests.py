@@ -556,7 +556,6 @@ def test_console_script_exists() -> None:
 
 def test_commands_are_cli_commands(compose: dict[str, Any]) -> None:
     """Every command run by compose and Kubernetes parses with the tokenboard CLI."""
-    import streams.cli.commands  # noqa: F401  - registers the pipeline commands
     from streams.cli.main import build_parser
 
     commands = [s["command"] for n, s in compose["services"].items() if n in TOKENBOARD_SERVICES]

@@ -1,0 +1,40 @@
+"""The entry point: bad settings stop a command with one clear line."""
+
+from __future__ import annotations
+
+import pytest
+
+from streams.cli.main import main
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "words"),
+    [
+        (
+            "TOKENBOARD_PARTITIONS",
+            "0",
+            "TOKENBOARD_PARTITIONS=0 is out of range: must be at least 1",
+        ),
+        ("TOKENBOARD_BLOCK_SIZE", "-5", "TOKENBOARD_BLOCK_SIZE=-5 is out of range"),
+        ("TOKENBOARD_API_PORT", "70000", "must be between 0 and 65535"),
+        ("TOKENBOARD_TOP_N", "ten", "TOKENBOARD_TOP_N='ten' is not a valid int"),
+    ],
+)
+def test_an_out_of_range_setting_stops_with_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    variable: str,
+    value: str,
+    words: str,
+) -> None:
+    """Exit 2 and a single stderr line naming the variable, before anything connects."""
+    monkeypatch.setenv(variable, value)
+    assert main(["top"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and words in err[0]
+
+
+def test_a_bad_flag_value_stops_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """--partitions 0 on the command line is refused like the variable."""
+    assert main(["top", "--partitions", "0"]) == 2
+    assert "TOKENBOARD_PARTITIONS=0" in capsys.readouterr().err
