@@ -1,0 +1,60 @@
+"""Retention: which weeks expire, and the keys of a week that are deleted by name."""
+
+from __future__ import annotations
+
+import time
+
+from aggregations.totals import RANKED_DIMENSIONS
+from aggregations.weeks import WEEK_MS, week_end_ms, week_start_ms
+from streams.leader.retention import daily_keys, expired_weeks, week_pattern
+from streams.store.keys import RedisKeys
+
+KEYS = RedisKeys("tb")
+
+
+def test_week_ending_at_the_horizon_expires() -> None:
+    """A week whose end is exactly retention weeks before the watermark expires."""
+    watermark = week_end_ms("2026-W20") + 4 * WEEK_MS
+    assert expired_weeks(["2026-W20", "2026-W21"], watermark, retention_weeks=4) == ["2026-W20"]
+
+
+def test_week_ending_after_the_horizon_is_kept() -> None:
+    """A week that ends one millisecond after the horizon is kept."""
+    watermark = week_end_ms("2026-W20") + 4 * WEEK_MS - 1
+    assert expired_weeks(["2026-W20"], watermark, retention_weeks=4) == []
+
+
+def test_expired_weeks_oldest_first_once() -> None:
+    """Expired weeks come oldest first, each once, across a year boundary."""
+    weeks = ["2026-W02", "2025-W52", "2026-W01", "2025-W52", "2026-W30"]
+    watermark = week_start_ms("2026-W30")
+    assert expired_weeks(weeks, watermark, retention_weeks=26) == [
+        "2025-W52",
+        "2026-W01",
+        "2026-W02",
+    ]
+
+
+def test_week_pattern_matches_the_week_id() -> None:
+    """Every key holding the week's id under the prefix is scanned for deletion."""
+    assert week_pattern(KEYS, "2026-W47") == "tb:*2026-W47*"
+
+
+def test_daily_keys_cover_seven_days_per_dimension() -> None:
+    """The week's daily boards are its seven UTC days, Monday first, per ranked dimension."""
+    keys = daily_keys(KEYS, "2026-W01")
+    assert len(keys) == 7 * len(RANKED_DIMENSIONS)
+    assert keys[0] == f"tb:day:{RANKED_DIMENSIONS[0]}:2025-12-29"
+    assert keys[-1] == f"tb:day:{RANKED_DIMENSIONS[-1]}:2026-01-04"
+
+
+def test_daily_keys_are_the_days_from_the_week_start() -> None:
+    """The days are those of the week's start plus 0 to 6 days in UTC, day by day."""
+    week = "2026-W47"
+    start = week_start_ms(week)
+    days = [
+        time.strftime("%Y-%m-%d", time.gmtime((start + offset * 86_400_000) / 1000))
+        for offset in range(7)
+    ]
+    expected = [KEYS.daily(dimension, day) for day in days for dimension in RANKED_DIMENSIONS]
+    assert daily_keys(KEYS, week) == expected
