@@ -3,7 +3,13 @@
 Every route is a GET over :mod:`streams.store.queries` (Redis) or a tail of the rankings and alerts
 topics; no route writes anything. Any other method is answered with 405, errors are JSON
 (``{"error": ..., "status": ...}``) and the document at ``/openapi.json`` describes every
-response body (``streams.http.openapi_read``).
+response body: bodies are the Structs of :mod:`streams.http.schemas`, from which
+:mod:`streams.http.openapi_read` generates the schemas.
+
+Errors are mapped explicitly (:func:`errors_middleware`):
+:class:`~aggregations.errors.InvalidInput` is a 400, :class:`~aggregations.errors.NotFound` a
+404, Redis or Kafka trouble a 503, and anything else a bug: a 500 whose error id is logged
+with the traceback.
 """
 
 from __future__ import annotations
@@ -11,21 +17,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import msgspec
 import orjson
 import redis.asyncio as aioredis
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
 
 from aggregations.describe import describe_event
+from aggregations.errors import InvalidInput, NotFound
 from aggregations.weeks import day_id
+from streams.http import schemas
 from streams.http.openapi_read import openapi_document
-from streams.http.web import health_routes, request_counter
+from streams.http.web import health_routes, internal_error_id, request_counter
 from streams.sdk.tail import EventTail
 from streams.settings import Settings
 from streams.store import queries
@@ -33,7 +44,9 @@ from streams.store.client import connect
 from streams.store.keys import RedisKeys
 from streams.store.names import EventNamer
 from streams.store.report import weekly_report
-from streams.store.state import WeekNotFound, read_state, week_to_date_tokens
+from streams.store.state import read_state, week_to_date_tokens
+
+log = logging.getLogger("tokenboard.api")
 
 SERVICE = "api"
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -44,8 +57,6 @@ MAX_BACKLOG = 500
 # do not time the connection out.
 KEEPALIVE_S = 10.0
 READY_PING_S = 2.0
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class _Health:
@@ -60,15 +71,21 @@ KEYS = web.AppKey("keys", RedisKeys)
 REDIS = web.AppKey("redis", aioredis.Redis)
 HEALTH = web.AppKey("health", _Health)
 STOPPING = web.AppKey("stopping", asyncio.Event)
+OPENAPI = web.AppKey("openapi", bytes)
+
+S = TypeVar("S", bound=msgspec.Struct)
 
 
 def build_api_app(settings: Settings) -> web.Application:
     """The API application: routes, middlewares, Redis client and readiness probe."""
-    app = web.Application(middlewares=[request_counter(SERVICE), _read_only_middleware, _errors])
+    app = web.Application(
+        middlewares=[request_counter(SERVICE), _read_only_middleware, errors_middleware]
+    )
     app[SETTINGS] = settings
     app[KEYS] = RedisKeys(settings.redis_prefix)
     app[HEALTH] = _Health()
     app[STOPPING] = asyncio.Event()
+    app[OPENAPI] = orjson.dumps(openapi_document())
     app.cleanup_ctx.append(_redis_context)
     app.on_shutdown.append(_stop_streams)
     dimension = "{dimension:model|country|vendor}"
@@ -114,14 +131,19 @@ async def _read_only_middleware(request: web.Request, handler: Handler) -> web.S
 
 
 @web.middleware
-async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn lookups, bad parameters and outages into JSON errors."""
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Map errors to JSON answers: bad input 400, no data 404, outages 503, bugs 500.
+
+    Only :class:`InvalidInput` is the client's fault: any other exception, a plain
+    ``ValueError`` included, is a bug and answered with a 500 carrying an error id that is
+    logged with the traceback.
+    """
     try:
         return await handler(request)
-    except (WeekNotFound, queries.MemberNotFound) as exc:
-        return _error(404, str(exc))
-    except ValueError as exc:
+    except InvalidInput as exc:
         return _error(400, str(exc))
+    except NotFound as exc:
+        return _error(404, str(exc))
     except RedisError as exc:
         return _error(503, f"Redis unavailable: {exc}")
     except KafkaError as exc:
@@ -132,21 +154,32 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if exc.status < 400:
             raise
         return _error(exc.status, exc.reason)
+    except Exception:
+        error_id = internal_error_id(log, request)
+        body = schemas.InternalError(error="internal error", status=500, error_id=error_id)
+        return _body(body, status=500)
 
 
 def _error(status: int, message: str, *, allow: bool = False) -> web.Response:
     headers = {"Allow": "GET, HEAD"} if allow else None
-    return web.json_response(
-        {"error": message, "status": status}, status=status, headers=headers, dumps=_dumps
+    return _body(schemas.Error(error=message, status=status), status=status, headers=headers)
+
+
+def _body(
+    value: msgspec.Struct, *, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        body=schemas.encode(value),
+        status=status,
+        headers=headers,
+        content_type="application/json",
+        charset="utf-8",
     )
 
 
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
-def _json(value: Any) -> web.Response:
-    return web.json_response(value, dumps=_dumps)
+def _json(value: Any, kind: type[S]) -> web.Response:
+    """A query's dict as a ``kind`` body (converting checks it is one)."""
+    return _body(schemas.to_struct(value, kind))
 
 
 # Parameters -------------------------------------------------------------------------------
@@ -157,9 +190,9 @@ def _int_param(request: web.Request, name: str, default: int, low: int, high: in
     try:
         value = int(raw)
     except ValueError:
-        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+        raise InvalidInput(f"{name} must be an integer, got {raw!r}") from None
     if not low <= value <= high:
-        raise ValueError(f"{name} must be between {low} and {high}, got {value}")
+        raise InvalidInput(f"{name} must be between {low} and {high}, got {value}")
     return value
 
 
@@ -175,7 +208,7 @@ async def _leaderboard(request: web.Request) -> web.Response:
     board = await queries.leaderboard(
         app[REDIS], app[KEYS], request.match_info["dimension"], _week_param(request), n
     )
-    return _json(board)
+    return _json(board, schemas.Leaderboard)
 
 
 async def _rolling(request: web.Request) -> web.Response:
@@ -186,14 +219,13 @@ async def _rolling(request: web.Request) -> web.Response:
     board = await queries.rolling_leaderboard(
         app[REDIS], app[KEYS], request.match_info["dimension"], end, days, n
     )
-    return _json(board)
+    return _json(board, schemas.RollingLeaderboard)
 
 
 async def _report(request: web.Request) -> web.Response:
     top = _int_param(request, "top", request.app[SETTINGS].top_n, 1, MAX_ROWS)
-    return _json(
-        await weekly_report(request.app[REDIS], request.app[KEYS], _week_param(request), top)
-    )
+    report = await weekly_report(request.app[REDIS], request.app[KEYS], _week_param(request), top)
+    return _json(report, schemas.Report)
 
 
 def _history(dimension: str, param: str) -> Handler:
@@ -202,7 +234,8 @@ def _history(dimension: str, param: str) -> Handler:
         if dimension == "country":
             member = member.upper()
         app = request.app
-        return _json(await queries.history(app[REDIS], app[KEYS], dimension, member))
+        found = await queries.history(app[REDIS], app[KEYS], dimension, member)
+        return _json(found, schemas.History)
 
     return handler
 
@@ -211,34 +244,36 @@ async def _week_to_date(request: web.Request) -> web.Response:
     app = request.app
     dimension = request.match_info["dimension"]
     if dimension not in ("model", "country", "vendor", "total"):
-        return _error(404, f"unknown dimension {dimension!r}")
+        raise NotFound(f"unknown dimension {dimension!r}")
     member = "all" if dimension == "total" else request.query.get("member", "")
     if not member:
-        raise ValueError("member is required for a dimension other than total")
+        raise InvalidInput("member is required for a dimension other than total")
     if dimension == "country":
         member = member.upper()
     day = request.query.get("day")
     if day is None:
         watermark = (await read_state(app[REDIS], app[KEYS])).watermark_ms
         if not watermark:
-            return _error(404, "no data yet")
+            raise NotFound("no data yet")
         day = day_id(watermark)
-    return _json(await week_to_date_tokens(app[REDIS], app[KEYS], dimension, member, day))
+    totals = await week_to_date_tokens(app[REDIS], app[KEYS], dimension, member, day)
+    return _json(totals, schemas.WeekToDate)
 
 
 async def _overview(request: web.Request) -> web.Response:
-    return _json(await queries.overview(request.app[REDIS], request.app[KEYS]))
+    return _json(await queries.overview(request.app[REDIS], request.app[KEYS]), schemas.Overview)
 
 
 async def _shares(request: web.Request) -> web.Response:
     app = request.app
     weeks = (await read_state(app[REDIS], app[KEYS])).weeks
     last = _int_param(request, "weeks", len(weeks) or 1, 1, 520)
-    return _json(await queries.country_shares(app[REDIS], app[KEYS], weeks[-last:]))
+    shares = await queries.country_shares(app[REDIS], app[KEYS], weeks[-last:])
+    return _json(shares, schemas.CountryShares)
 
 
 async def _openapi(request: web.Request) -> web.Response:
-    return _json(openapi_document())
+    return web.Response(body=request.app[OPENAPI], content_type="application/json", charset="utf-8")
 
 
 async def _dashboard(request: web.Request) -> web.FileResponse:

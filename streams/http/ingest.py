@@ -18,18 +18,20 @@ import logging
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from aiokafka.errors import KafkaError
+from msgspec import Struct
 
 from aggregations.events import InvalidEvent, Limits, UsageEvent, decode_batch, encode_event
 from streams import metrics
+from streams.http import ingest_schemas as schemas
 from streams.http.openapi_ingest import ingest_openapi
-from streams.http.web import health_routes, request_counter
+from streams.http.web import health_routes, internal_error_id, request_counter
 from streams.sdk.producer import UsageProducer
 from streams.settings import Settings
 from streams.topics import ensure_topics
@@ -51,8 +53,6 @@ JSON_TYPES = frozenset(
     {"application/json", "application/cloudevents+json", "application/cloudevents-batch+json"}
 )
 NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl"})
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,22 +98,48 @@ class RateLimiter:
         return wait
 
 
-def _json(status: int, body: object, headers: dict[str, str] | None = None) -> web.Response:
+def _json(status: int, body: Struct, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(
-        status=status, body=orjson.dumps(body), content_type="application/json", headers=headers
+        status=status, body=schemas.encode(body), content_type="application/json", headers=headers
     )
 
 
 def _error(
-    status: int, error: str, detail: str, headers: dict[str, str] | None = None
+    status: int, error: schemas.ErrorCode, detail: str, headers: dict[str, str] | None = None
 ) -> web.Response:
-    return _json(status, {"error": error, "detail": detail}, headers)
+    return _json(status, schemas.Error(error=error, detail=detail), headers)
 
 
-def _result(index: int, item: UsageEvent | InvalidEvent) -> dict[str, Any]:
+def _result(
+    index: int, item: UsageEvent | InvalidEvent
+) -> schemas.AcceptedResult | schemas.RejectedResult:
     if isinstance(item, InvalidEvent):
-        return {"index": index, "status": "rejected", **item.as_dict()}
-    return {"index": index, "event_id": item.event_id, "status": "accepted"}
+        return schemas.RejectedResult(
+            index=index, reason=item.reason, detail=item.detail, field=item.field
+        )
+    return schemas.AcceptedResult(index=index, event_id=item.event_id)
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer a bug with a JSON 500 carrying an error id, logged with the traceback.
+
+    The handlers answer every expected failure themselves (401, 413, 415, 429, 503 and the
+    per-event rejections); HTTP exceptions (404, 405) keep aiohttp's answers.
+    """
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception:
+        error_id = internal_error_id(log, request)
+        body = schemas.InternalError(
+            error="internal_error",
+            detail=f"unexpected error {error_id}: whether events were accepted is unknown,"
+            " retrying the request is safe",
+            error_id=error_id,
+        )
+        return _json(500, body)
 
 
 class IngestGateway:
@@ -211,7 +237,7 @@ class IngestGateway:
         return _error(413, "payload_too_large", f"{what}, the limit is {limit} bytes")
 
     def _unavailable(self, detail: str) -> web.Response:
-        body = {"error": "kafka_unavailable", "detail": detail, "accepted": 0}
+        body = schemas.Error(error="kafka_unavailable", detail=detail, accepted=0)
         return _json(503, body, {"Retry-After": str(UNAVAILABLE_RETRY_AFTER_S)})
 
     # Handlers ---------------------------------------------------------------------------
@@ -271,11 +297,11 @@ class IngestGateway:
         status = 200 if not rejected else (400 if not events else 207)
         return _json(
             status,
-            {
-                "accepted": len(events),
-                "rejected": rejected,
-                "results": [_result(i, item) for i, item in enumerate(results)],
-            },
+            schemas.IngestResponse(
+                accepted=len(events),
+                rejected=rejected,
+                results=[_result(i, item) for i, item in enumerate(results)],
+            ),
         )
 
     async def _send(self, events: list[UsageEvent]) -> None:
@@ -299,12 +325,13 @@ def build_ingest_app(
     """
     gateway = IngestGateway(settings, producer, rate_limit, send_timeout_s)
     app = web.Application(
-        client_max_size=settings.max_request_bytes, middlewares=[request_counter(SERVICE)]
+        client_max_size=settings.max_request_bytes,
+        middlewares=[request_counter(SERVICE), errors_middleware],
     )
-    document = ingest_openapi(settings)
+    document = orjson.dumps(ingest_openapi(settings))
 
     async def openapi(request: web.Request) -> web.Response:
-        return _json(200, document)
+        return web.Response(body=document, content_type="application/json")
 
     app.add_routes(
         [

@@ -1,17 +1,20 @@
 """The OpenAPI 3.1 description of the ingest gateway, served on ``GET /openapi.json``.
 
-Built from the settings so the documented size limits are the enforced ones, and from
-:data:`aggregations.events.RejectReason` so the documented rejection codes are the real ones.
+Built from the settings so the documented size limits are the enforced ones. The schemas are
+generated from the Structs of :mod:`streams.http.ingest_schemas` (the rejection codes come
+from :data:`aggregations.events.RejectReason` through them).
 """
 
 from __future__ import annotations
 
-from typing import Any, get_args
+from typing import Any
 
-from aggregations.events import MAX_COUNT, RejectReason
+import msgspec
+
+from streams.http.ingest_schemas import REQUEST_TYPES, RESPONSE_TYPES
 from streams.settings import Settings
 
-__all__ = ["ingest_openapi"]
+__all__ = ["component_schemas", "ingest_openapi"]
 
 _REF = "#/components/schemas/"
 
@@ -20,131 +23,22 @@ def _ref(name: str) -> dict[str, str]:
     return {"$ref": _REF + name}
 
 
-def _count(description: str, minimum: int = 0) -> dict[str, Any]:
-    return {"type": "integer", "minimum": minimum, "maximum": MAX_COUNT, "description": description}
+def component_schemas() -> dict[str, Any]:
+    """``components/schemas``, generated from the request and response Structs.
 
+    The two per-event verdicts are gathered into one ``EventResult`` schema (a ``oneOf`` of
+    both objects, told apart by ``status``), which ``IngestResponse.results`` refers to.
+    """
+    types = REQUEST_TYPES + RESPONSE_TYPES
+    _, schemas = msgspec.json.schema_components(types, ref_template=_REF + "{name}")
+    verdicts = [schemas.pop("AcceptedResult"), schemas.pop("RejectedResult")]
+    schemas["EventResult"] = {
+        "oneOf": verdicts,
+        "description": "Verdict on the event at `index`: accepted or rejected.",
+    }
+    schemas["IngestResponse"]["properties"]["results"]["items"] = _ref("EventResult")
+    return schemas
 
-def _text(description: str) -> dict[str, Any]:
-    return {"type": ["string", "null"], "maxLength": 256, "description": description}
-
-
-_USAGE_EVENT: dict[str, Any] = {
-    "type": "object",
-    "description": (
-        "One LLM call, or a rollup of `calls` calls. Unknown fields are ignored. "
-        "`reasoning_tokens` are part of `completion_tokens` and `cached_tokens` part of "
-        "`prompt_tokens`; the leaderboard counts prompt_tokens + completion_tokens."
-    ),
-    "required": ["event_id", "ts", "model", "prompt_tokens", "completion_tokens"],
-    "properties": {
-        "event_id": {
-            "type": "string",
-            "minLength": 1,
-            "maxLength": 256,
-            "description": "Unique id; events with an id already counted are dropped, "
-            "so retrying a send is always safe.",
-        },
-        "ts": {
-            "description": "When the call happened: epoch milliseconds or an RFC 3339 time "
-            "with an offset. At most 24 h ahead of the gateway's clock.",
-            "oneOf": [
-                {"type": "integer", "minimum": 100_000_000_000, "maximum": 253_402_300_799_999},
-                {"type": "string", "format": "date-time"},
-            ],
-        },
-        "model": {
-            "type": "string",
-            "minLength": 1,
-            "maxLength": 256,
-            "examples": ["openai/gpt-5.1"],
-        },
-        "prompt_tokens": _count("Input tokens, cached ones included."),
-        "completion_tokens": _count("Output tokens, reasoning ones included."),
-        "reasoning_tokens": _count("Part of completion_tokens spent reasoning (default 0)."),
-        "cached_tokens": _count("Part of prompt_tokens served from a cache (default 0)."),
-        "calls": _count("Calls rolled up in this event (default 1).", minimum=1),
-        "vendor": _text("Overrides the catalog's vendor of the model."),
-        "country": {
-            "type": ["string", "null"],
-            "pattern": "^[A-Za-z]{2}$",
-            "description": "ISO 3166-1 alpha-2 code; overrides the catalog's country.",
-        },
-        "app": _text("Free-form name of the calling application."),
-        "region": _text("Free-form region of the caller."),
-    },
-}
-
-_CLOUD_EVENT: dict[str, Any] = {
-    "type": "object",
-    "description": "A structured-mode CloudEvent whose `data` is a UsageEvent; `id` and "
-    "`time` fill a missing `event_id` and `ts`. `data_base64` is not supported.",
-    "required": ["specversion", "data"],
-    "properties": {
-        "specversion": {"type": "string", "examples": ["1.0"]},
-        "id": {"type": "string"},
-        "time": {"type": "string", "format": "date-time"},
-        "type": {"type": "string"},
-        "source": {"type": "string"},
-        "datacontenttype": {"type": "string", "examples": ["application/json"]},
-        "data": _ref("UsageEvent"),
-    },
-}
-
-_RESULT: dict[str, Any] = {
-    "oneOf": [
-        {
-            "type": "object",
-            "required": ["index", "event_id", "status"],
-            "properties": {
-                "index": {"type": "integer", "minimum": 0},
-                "event_id": {"type": "string"},
-                "status": {"const": "accepted"},
-            },
-        },
-        {
-            "type": "object",
-            "required": ["index", "status", "reason", "detail", "field"],
-            "properties": {
-                "index": {"type": "integer", "minimum": 0},
-                "status": {"const": "rejected"},
-                "reason": {"type": "string", "enum": list(get_args(RejectReason))},
-                "detail": {"type": "string"},
-                "field": {"type": ["string", "null"]},
-            },
-        },
-    ],
-    "description": "Verdict on the event at `index` (0-based position in the array, or "
-    "among the non-empty NDJSON lines).",
-}
-
-_INGEST_RESPONSE: dict[str, Any] = {
-    "type": "object",
-    "required": ["accepted", "rejected", "results"],
-    "properties": {
-        "accepted": {"type": "integer", "minimum": 0},
-        "rejected": {"type": "integer", "minimum": 0},
-        "results": {"type": "array", "items": _ref("EventResult")},
-    },
-}
-
-_ERROR: dict[str, Any] = {
-    "type": "object",
-    "required": ["error", "detail"],
-    "properties": {
-        "error": {
-            "type": "string",
-            "enum": [
-                "unauthorized",
-                "payload_too_large",
-                "unsupported_media_type",
-                "rate_limited",
-                "kafka_unavailable",
-            ],
-        },
-        "detail": {"type": "string"},
-        "accepted": {"type": "integer", "const": 0},
-    },
-}
 
 _RETRY_AFTER = {
     "Retry-After": {
@@ -169,6 +63,13 @@ def _error(description: str, retry: bool = False) -> dict[str, Any]:
     if retry:
         response["headers"] = _RETRY_AFTER
     return response
+
+
+INTERNAL_ERROR = {
+    "description": "A bug: the error id is logged with the traceback. Whether any event was"
+    " accepted is unknown; retrying is safe (duplicates are dropped by event_id).",
+    "content": {"application/json": {"schema": _ref("InternalError")}},
+}
 
 
 def _probe(description: str) -> dict[str, Any]:
@@ -223,6 +124,7 @@ def ingest_openapi(settings: Settings) -> dict[str, Any]:
             "415": _error("Content-Type is not JSON, NDJSON or CloudEvents JSON."),
             "429": _error("Too many requests from this client.", retry=True),
             "503": _error("Kafka is unreachable; nothing was accepted.", retry=True),
+            "500": INTERNAL_ERROR,
         },
     }
     return {
@@ -248,13 +150,7 @@ def ingest_openapi(settings: Settings) -> dict[str, Any]:
             "/openapi.json": _probe("This document."),
         },
         "components": {
-            "schemas": {
-                "UsageEvent": _USAGE_EVENT,
-                "CloudEvent": _CLOUD_EVENT,
-                "EventResult": _RESULT,
-                "IngestResponse": _INGEST_RESPONSE,
-                "Error": _ERROR,
-            },
+            "schemas": component_schemas(),
             "securitySchemes": {
                 "bearerAuth": {
                     "type": "http",

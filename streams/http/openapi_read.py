@@ -1,232 +1,34 @@
 """The OpenAPI 3.1 description of the read API (served at ``/openapi.json``).
 
-Schemas are JSON Schema 2020-12, as OpenAPI 3.1 allows, and closed with
-``additionalProperties: false`` where the API builds the object itself: a field added to a
-response without being described here fails the conformance test.
+Paths and parameters are written here; ``components/schemas`` are generated from the response
+Structs of :mod:`streams.http.schemas` (JSON Schema 2020-12, as OpenAPI 3.1 allows). The
+bodies the API builds itself are closed (``additionalProperties: false``): a field added to a
+response without being declared fails the conversion and the conformance test.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["openapi_document"]
+import msgspec
+
+from streams.http.schemas import DAY_PATTERN, RESPONSE_TYPES
+
+__all__ = ["component_schemas", "openapi_document"]
 
 JSON = "application/json"
 REF = "#/components/schemas/"
-WEEK_PATTERN = r"^\d{4}-W\d{2}$"
-DAY_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
+DIMENSION = {"type": "string", "enum": ["model", "country", "vendor"]}
 
 
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": REF + name}
 
 
-def _nullable(kind: str) -> dict[str, Any]:
-    return {"type": [kind, "null"]}
-
-
-def _obj(required: dict[str, Any], optional: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A closed object: every key of ``required`` must be present, nothing undeclared."""
-    return {
-        "type": "object",
-        "required": list(required),
-        "properties": {**required, **(optional or {})},
-        "additionalProperties": False,
-    }
-
-
-INT = {"type": "integer"}
-COUNT = {"type": "integer", "minimum": 0}
-STR = {"type": "string"}
-WEEK = {"type": "string", "pattern": WEEK_PATTERN}
-DIMENSION = {"type": "string", "enum": ["model", "country", "vendor"]}
-MODEL_LABELS = {"vendor": STR, "country": STR}
-
-
-N_INT = _nullable("integer")
-N_NUM = _nullable("number")
-RANK = {"type": "integer", "minimum": 1}
-
-
-def _array(items: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "array", "items": items}
-
-
-def _schemas() -> dict[str, Any]:
-    total = _obj({"tokens": COUNT, "prev_tokens": N_INT, "wow_pct": N_NUM, "growth_streak": COUNT})
-    return {
-        "Error": _obj({"error": STR, "status": INT}),
-        "Health": _obj({"status": STR, "service": STR}),
-        "Total": total,
-        "LeaderboardRow": _obj(
-            {
-                "rank": RANK,
-                "member": STR,
-                "name": STR,
-                "tokens": COUNT,
-                "prompt": COUNT,
-                "completion": COUNT,
-                "calls": COUNT,
-                "share_pct": N_NUM,
-                "prev_tokens": N_INT,
-                "prev_rank": N_INT,
-                "wow_pct": N_NUM,
-                "move": {"type": "string", "description": "↑3, ↓2, =, new (rank_move)"},
-            },
-            MODEL_LABELS,
-        ),
-        "Leaderboard": _obj(
-            {
-                "dimension": DIMENSION,
-                "week": WEEK,
-                "previous_week": WEEK,
-                "has_previous": {"type": "boolean"},
-                "total_tokens": COUNT,
-                "ranked": COUNT,
-                "rows": _array(_ref("LeaderboardRow")),
-            }
-        ),
-        "RollingRow": _obj(
-            {"rank": RANK, "member": STR, "name": STR, "tokens": COUNT, "share_pct": N_NUM},
-            MODEL_LABELS,
-        ),
-        "RollingLeaderboard": _obj(
-            {
-                "dimension": DIMENSION,
-                "from": {"type": "string", "pattern": DAY_PATTERN},
-                "to": {"type": "string", "pattern": DAY_PATTERN},
-                "days": RANK,
-                "total_tokens": COUNT,
-                "ranked": COUNT,
-                "rows": _array(_ref("RollingRow")),
-            }
-        ),
-        "HistoryWeek": _obj(
-            {
-                "week": WEEK,
-                "tokens": COUNT,
-                "rank": N_INT,
-                "ranked": COUNT,
-                "share_pct": N_NUM,
-                "prev_tokens": N_INT,
-                "wow_pct": N_NUM,
-            }
-        ),
-        "History": _obj(
-            {
-                "dimension": DIMENSION,
-                "member": STR,
-                "name": STR,
-                "weeks": _array(_ref("HistoryWeek")),
-            },
-            MODEL_LABELS,
-        ),
-        "Overview": _obj(
-            {
-                "current_week": {"type": ["string", "null"], "pattern": WEEK_PATTERN},
-                "last_closed_week": {"type": ["string", "null"], "pattern": WEEK_PATTERN},
-                "watermark_ms": COUNT,
-                "snapshot_at_ms": N_INT,
-                "weeks": _array(WEEK),
-                "closed_weeks": _array(WEEK),
-                "total": {"oneOf": [_ref("Total"), {"type": "null"}]},
-            }
-        ),
-        "WeekToDate": _obj(
-            {
-                "dimension": {"type": "string", "enum": ["model", "country", "vendor", "total"]},
-                "member": STR,
-                "week": WEEK,
-                "day": {"type": "string", "pattern": DAY_PATTERN},
-                "tokens": COUNT,
-                "last_week_tokens": COUNT,
-                "wow_pct": _nullable("number"),
-            }
-        ),
-        "CountryShares": _obj(
-            {
-                "weeks": _array(WEEK),
-                "totals": _array(COUNT),
-                "countries": _array(_obj({"country": STR, "name": STR, "tokens": _array(COUNT)})),
-            }
-        ),
-        "Report": _report_schema(total),
-        "RankingChange": {
-            "type": "object",
-            "description": "Published to the rankings topic (aggregations.rankings).",
-            "required": ["id", "type", "kind", "dimension", "week", "phase", "member"],
-            "properties": {
-                "id": STR,
-                "type": {"const": "ranking_change"},
-                "kind": {"enum": ["entered", "dropped", "moved_up", "moved_down", "new_leader"]},
-                "dimension": DIMENSION,
-                "week": WEEK,
-                "phase": {"enum": ["live", "final"]},
-                "member": STR,
-                "old_rank": N_INT,
-                "new_rank": N_INT,
-                "tokens": COUNT,
-                "name": {"type": "string", "description": "added by the stream"},
-                "text": {"type": "string", "description": "added by the stream"},
-            },
-        },
-        "Alert": {
-            "type": "object",
-            "description": "Published to the alerts topic (aggregations.alerts); more fields"
-            " depend on the kind.",
-            "required": ["id", "type", "kind", "week", "subject", "message"],
-            "properties": {
-                "id": STR,
-                "type": {"const": "alert"},
-                "kind": STR,
-                "week": WEEK,
-                "subject": STR,
-                "message": STR,
-                "name": STR,
-                "text": STR,
-            },
-        },
-    }
-
-
-def _report_schema(total: dict[str, Any]) -> dict[str, Any]:
-    """The weekly report contract of ``aggregations.report.build_report``."""
-    return _obj(
-        {
-            "week": WEEK,
-            "top_n": COUNT,
-            "total": total,
-            "countries": _array(
-                _obj(
-                    {
-                        "country": STR,
-                        "tokens": COUNT,
-                        "prev_tokens": N_INT,
-                        "wow_pct": N_NUM,
-                        "rank": INT,
-                    }
-                )
-            ),
-            "leader": _obj({"country": _nullable("string"), "streak": COUNT}),
-            "models": _array(
-                _obj(
-                    {
-                        "rank": INT,
-                        "model": STR,
-                        "name": STR,
-                        "vendor": STR,
-                        "country": STR,
-                        "tokens": COUNT,
-                        "prev_tokens": N_INT,
-                        "wow_pct": N_NUM,
-                        "prev_rank": N_INT,
-                    }
-                )
-            ),
-            "dropped": _array(_obj({"model": STR, "name": STR, "prev_rank": INT, "rank": N_INT})),
-            "entered": _array(_obj({"model": STR, "name": STR, "rank": INT, "prev_rank": N_INT})),
-        }
-    )
+def component_schemas() -> dict[str, Any]:
+    """``components/schemas``: every response Struct and the Structs they contain."""
+    _, components = msgspec.json.schema_components(RESPONSE_TYPES, ref_template=REF + "{name}")
+    return components
 
 
 def _query(name: str, schema: dict[str, Any], text: str) -> dict[str, Any]:
@@ -241,13 +43,20 @@ def _json_response(schema: str, description: str) -> dict[str, Any]:
     return {"description": description, "content": {JSON: {"schema": _ref(schema)}}}
 
 
+INTERNAL_ERROR = _json_response(
+    "InternalError", "A bug: the error id is logged with the traceback (any route)"
+)
+
+
 def _errors(*statuses: int) -> dict[str, Any]:
+    """The documented error answers: ``statuses`` with the Error body, and always the 500."""
     text = {
         400: "Bad parameter",
         404: "Unknown week, member or dimension",
         503: "Redis or Kafka unavailable",
     }
-    return {str(s): _json_response("Error", text[s]) for s in statuses}
+    responses = {str(s): _json_response("Error", text[s]) for s in statuses}
+    return {**responses, "500": INTERNAL_ERROR}
 
 
 def _get(
@@ -381,6 +190,7 @@ def _paths() -> dict[str, Any]:
                 "responses": {
                     "200": _json_response("Health", "ready"),
                     "503": _json_response("Health", "starting or Redis unreachable"),
+                    "500": INTERNAL_ERROR,
                 },
             }
         },
@@ -389,7 +199,8 @@ def _paths() -> dict[str, Any]:
             "get": {
                 "summary": "This document",
                 "responses": {
-                    "200": {"description": "OpenAPI 3.1", "content": {JSON: {"schema": {}}}}
+                    "200": {"description": "OpenAPI 3.1", "content": {JSON: {"schema": {}}}},
+                    "500": INTERNAL_ERROR,
                 },
             }
         },
@@ -410,7 +221,9 @@ def _text_get(
             "summary": summary,
             "parameters": params or [],
             "responses": {
-                "200": {"description": summary, "content": {media: {"schema": {"type": "string"}}}}
+                "200": {"description": summary, "content": {media: {"schema": {"type": "string"}}}},
+                # Only /static/{path} has a parameter, and a missing file is a 404.
+                **_errors(*((404,) if params else ())),
             },
         }
     }
@@ -426,11 +239,12 @@ def openapi_document() -> dict[str, Any]:
             "description": "Read-only: weekly and rolling leaderboards of LLM token usage,"
             " the weekly report, histories, country shares and live ranking changes. Every"
             " route answers GET (and HEAD); any other method gets 405. Errors use the Error"
-            " schema.",
+            " schema; an unexpected failure is a 500 with the InternalError schema, whose"
+            " error_id is logged with the traceback.",
         },
         "paths": _paths(),
         "components": {
-            "schemas": _schemas(),
+            "schemas": component_schemas(),
             "responses": {"MethodNotAllowed": _json_response("Error", "Not a GET")},
         },
     }

@@ -3,28 +3,44 @@
 from __future__ import annotations
 
 import errno
+import logging
 import socket
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from streams.http.schemas import Health, encode
 from streams.metrics import HTTP_REQUESTS
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+__all__ = [
+    "HEALTH_HOST",
+    "PortInUse",
+    "bind_listener",
+    "health_routes",
+    "internal_error_id",
+    "request_counter",
+    "serve_health",
+]
 
 
 def health_routes(ready: Callable[[], bool], service: str) -> list[web.RouteDef]:
     """Liveness, readiness and Prometheus routes."""
 
+    def health(status: str, code: int = 200) -> web.Response:
+        body = encode(Health(status=status, service=service))
+        return web.Response(
+            body=body, status=code, content_type="application/json", charset="utf-8"
+        )
+
     async def healthz(request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "service": service})
+        return health("ok")
 
     async def readyz(request: web.Request) -> web.Response:
         ok = ready()
-        return web.json_response(
-            {"status": "ready" if ok else "starting", "service": service}, status=200 if ok else 503
-        )
+        return health("ready", 200) if ok else health("starting", 503)
 
     async def metrics(request: web.Request) -> web.Response:
         body = generate_latest()
@@ -75,7 +91,15 @@ async def serve_health(
     return runner
 
 
-Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
+def internal_error_id(log: logging.Logger, request: web.Request) -> str:
+    """Log the exception being handled with a new error id, and return the id.
+
+    Call it from an ``except`` block: the traceback goes to ``log``, the id to the client,
+    which can then quote it.
+    """
+    error_id = uuid.uuid4().hex
+    log.exception("error %s: %s %s failed", error_id, request.method, request.path)
+    return error_id
 
 
 def request_counter(service: str) -> Middleware:

@@ -141,7 +141,7 @@ def test_every_kafka_client_takes_the_shared_security_options() -> None:
     """Every aiokafka client in streams/ gets **settings.kafka_client_options() (SASL/TLS)."""
     unsecured: list[str] = []
     clients = 0
-    for path in sorted((REPO / "streams").glob("*.py")):
+    for path in sorted((REPO / "streams").rglob("*.py")):
         if path.name == "stack.py":  # probes its own PLAINTEXT listener on purpose
             continue
         for node in ast.walk(ast.parse(path.read_text())):

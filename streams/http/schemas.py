@@ -1,0 +1,332 @@
+"""The read API's response bodies as msgspec Structs.
+
+Every handler converts what :mod:`streams.store.queries` returns into one of these
+(:func:`msgspec.convert` validates on the way) and encodes the Struct; the OpenAPI document
+generates its ``components/schemas`` from the same classes
+(:func:`streams.http.openapi_read.openapi_document`), so a body cannot drift from its schema.
+
+Structs built by the API are closed (``forbid_unknown_fields``): a key added to a query's
+result without being declared here makes the conversion fail, which the API answers with a
+500, and the generated schema says ``additionalProperties: false``. Fields that only some
+rows have (``vendor`` and ``country`` of models) default to :data:`msgspec.UNSET` and are
+then left out of the JSON, as the queries leave them out of the dicts.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, TypeVar
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+from aggregations.rankings import ChangeKind, Phase
+from aggregations.totals import RankedDimension
+
+__all__ = [
+    "RESPONSE_TYPES",
+    "Alert",
+    "CountryShares",
+    "Error",
+    "Health",
+    "History",
+    "InternalError",
+    "Leaderboard",
+    "Overview",
+    "RankingChange",
+    "Report",
+    "RollingLeaderboard",
+    "WeekToDate",
+    "encode",
+    "to_struct",
+]
+
+WEEK_PATTERN = r"^\d{4}-W\d{2}$"
+DAY_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
+
+Count = Annotated[int, Meta(ge=0)]
+Rank = Annotated[int, Meta(ge=1)]
+Week = Annotated[str, Meta(pattern=WEEK_PATTERN)]
+Day = Annotated[str, Meta(pattern=DAY_PATTERN)]
+Dimension = RankedDimension
+Label = str | UnsetType
+
+
+class Body(Struct, forbid_unknown_fields=True):
+    """Base of the closed bodies the API builds itself."""
+
+
+# Errors and probes ---------------------------------------------------------------------
+class Error(Body):
+    """Any 4xx or 503 of the read API."""
+
+    error: str
+    status: int
+
+
+class InternalError(Body):
+    """A 500: a bug. The same error id is in the API's log, next to the traceback."""
+
+    error: str
+    status: Literal[500]
+    error_id: Annotated[str, Meta(pattern=r"^[0-9a-f]{32}$")]
+
+
+class Health(Body):
+    """Liveness and readiness probes (``streams.http.web.health_routes``)."""
+
+    status: str
+    service: str
+
+
+# Leaderboards ----------------------------------------------------------------------------
+class LeaderboardRow(Body, kw_only=True):
+    """One ranked member; ``vendor`` and ``country`` only for models."""
+
+    rank: Rank
+    member: str
+    name: str
+    vendor: Label = UNSET
+    country: Label = UNSET
+    tokens: Count
+    prompt: Count
+    completion: Count
+    calls: Count
+    share_pct: float | None
+    prev_tokens: int | None
+    prev_rank: int | None
+    wow_pct: float | None
+    move: Annotated[str, Meta(description="↑3, ↓2, =, new (rank_move)")]
+
+
+class Leaderboard(Body):
+    """The top N of a dimension in one week."""
+
+    dimension: Dimension
+    week: Week
+    previous_week: Week
+    has_previous: bool
+    total_tokens: Count
+    ranked: Count
+    rows: list[LeaderboardRow]
+
+
+class RollingRow(Body, kw_only=True):
+    """One ranked member of a rolling window; ``vendor`` and ``country`` only for models."""
+
+    rank: Rank
+    member: str
+    name: str
+    vendor: Label = UNSET
+    country: Label = UNSET
+    tokens: Count
+    share_pct: float | None
+
+
+class RollingLeaderboard(Body):
+    """The top N over the last days (UTC), summed from the daily boards."""
+
+    dimension: Dimension
+    from_: Day = msgspec.field(name="from")
+    to: Day
+    days: Rank
+    total_tokens: Count
+    ranked: Count
+    rows: list[RollingRow]
+
+
+# Histories and totals ------------------------------------------------------------------------
+class HistoryWeek(Body):
+    """One week of a member's series; ``rank`` is null in a week without its traffic."""
+
+    week: Week
+    tokens: Count
+    rank: int | None
+    ranked: Count
+    share_pct: float | None
+    prev_tokens: int | None
+    wow_pct: float | None
+
+
+class History(Body, kw_only=True):
+    """Weekly series of one member, oldest week first."""
+
+    dimension: Dimension
+    member: str
+    name: str
+    vendor: Label = UNSET
+    country: Label = UNSET
+    weeks: list[HistoryWeek]
+
+
+class Total(Body):
+    """The global total of a week against the week before."""
+
+    tokens: Count
+    prev_tokens: int | None
+    wow_pct: float | None
+    growth_streak: Count
+
+
+class Overview(Body):
+    """Where the pipeline stands: current week, watermark, weeks and the global total."""
+
+    current_week: Week | None
+    last_closed_week: Week | None
+    watermark_ms: Count
+    snapshot_at_ms: int | None
+    weeks: list[Week]
+    closed_weeks: list[Week]
+    total: Total | None
+
+
+class WeekToDate(Body):
+    """Week-to-date tokens against last week up to the same weekday."""
+
+    dimension: Literal["model", "country", "vendor", "total"]
+    member: str
+    week: Week
+    day: Day
+    tokens: Count
+    last_week_tokens: Count
+    wow_pct: float | None
+
+
+class CountrySeries(Body):
+    """Tokens of one country, one value per week of ``CountryShares.weeks``."""
+
+    country: str
+    name: str
+    tokens: list[Count]
+
+
+class CountryShares(Body):
+    """Tokens per country and week, for a stacked chart."""
+
+    weeks: list[Week]
+    totals: list[Count]
+    countries: list[CountrySeries]
+
+
+# The weekly report (aggregations.report.build_report) ---------------------------------------
+class ReportCountry(Body):
+    """A country of the weekly report."""
+
+    country: str
+    tokens: Count
+    prev_tokens: int | None
+    wow_pct: float | None
+    rank: int
+
+
+class ReportLeader(Body):
+    """The leading country and for how many weeks in a row it led."""
+
+    country: str | None
+    streak: Count
+
+
+class ReportModel(Body):
+    """A model of the report's top list."""
+
+    rank: int
+    model: str
+    name: str
+    vendor: str
+    country: str
+    tokens: Count
+    prev_tokens: int | None
+    wow_pct: float | None
+    prev_rank: int | None
+
+
+class DroppedModel(Body):
+    """A model of last week's top list that left it."""
+
+    model: str
+    name: str
+    prev_rank: int
+    rank: int | None
+
+
+class EnteredModel(Body):
+    """A model of this week's top list that was not in last week's."""
+
+    model: str
+    name: str
+    rank: int
+    prev_rank: int | None
+
+
+class Report(Body):
+    """The weekly report (the JSON of ``tokenboard report --json``)."""
+
+    week: Week
+    top_n: Count
+    total: Total
+    countries: list[ReportCountry]
+    leader: ReportLeader
+    models: list[ReportModel]
+    dropped: list[DroppedModel]
+    entered: list[EnteredModel]
+
+
+# Live events (Server-Sent Events payloads; documented, not converted) ---------------------
+class RankingChange(Struct, kw_only=True):
+    """Published to the rankings topic (aggregations.rankings)."""
+
+    id: str
+    type: Literal["ranking_change"]
+    kind: ChangeKind
+    dimension: Dimension
+    week: Week
+    phase: Phase
+    member: str
+    old_rank: int | UnsetType | None = UNSET
+    new_rank: int | UnsetType | None = UNSET
+    tokens: Count | UnsetType = UNSET
+    name: Annotated[str, Meta(description="added by the stream")] | UnsetType = UNSET
+    text: Annotated[str, Meta(description="added by the stream")] | UnsetType = UNSET
+
+
+class Alert(Struct, kw_only=True):
+    """Published to the alerts topic (aggregations.alerts); more fields depend on the kind."""
+
+    id: str
+    type: Literal["alert"]
+    kind: str
+    week: Week
+    subject: str
+    message: str
+    name: str | UnsetType = UNSET
+    text: str | UnsetType = UNSET
+
+
+#: Every type the read API answers with, in the order the document lists them.
+RESPONSE_TYPES: tuple[type[Struct], ...] = (
+    Error,
+    InternalError,
+    Health,
+    Leaderboard,
+    RollingLeaderboard,
+    History,
+    Overview,
+    WeekToDate,
+    CountryShares,
+    Report,
+    RankingChange,
+    Alert,
+)
+
+S = TypeVar("S", bound=Struct)
+
+_encoder = msgspec.json.Encoder()
+
+
+def to_struct(value: Any, kind: type[S]) -> S:
+    """``value`` (a query's dict) as a ``kind``; :class:`msgspec.ValidationError` if not one."""
+    return msgspec.convert(value, kind)
+
+
+def encode(value: Struct) -> bytes:
+    """The JSON of a response body."""
+    return _encoder.encode(value)
