@@ -12,14 +12,17 @@ from collections.abc import Iterable
 import redis.asyncio as aioredis
 
 from aggregations.ranker_state import week_tombstones
-from aggregations.totals import RANKED_DIMENSIONS
+from aggregations.totals import DIMENSIONS, RANKED_DIMENSIONS
 from aggregations.weeks import WEEK_MS, days_of_week, week_end_ms, week_start_ms
 from streams.leader.state_mirror import StateMirror
 from streams.store.keys import RedisKeys
 
-__all__ = ["Retention", "daily_keys", "expired_weeks", "week_pattern"]
+__all__ = ["Retention", "daily_keys", "expired_weeks", "member_patterns", "week_keys"]
 
 log = logging.getLogger("tokenboard.ranker")
+
+#: Keys per DEL command when a week leaves Redis.
+DELETE_CHUNK = 1000
 
 
 def expired_weeks(weeks: Iterable[str], watermark_ms: int, retention_weeks: int) -> list[str]:
@@ -29,16 +32,34 @@ def expired_weeks(weeks: Iterable[str], watermark_ms: int, retention_weeks: int)
     return sorted((w for w in set(weeks) if week_end_ms(w) <= horizon), key=week_start_ms)
 
 
-def week_pattern(keys: RedisKeys, week: str) -> str:
-    """The SCAN pattern of every key whose name holds the week's id."""
-    return f"{keys.prefix}:*{week}*"
-
-
 def daily_keys(keys: RedisKeys, week: str) -> list[str]:
-    """The daily boards of the week's seven UTC days, for every ranked dimension."""
-    return [
-        keys.daily(dimension, day) for day in days_of_week(week) for dimension in RANKED_DIMENSIONS
+    """The daily boards of the week's seven UTC days, for every dimension and the total."""
+    return [keys.daily(dimension, day) for day in days_of_week(week) for dimension in DIMENSIONS]
+
+
+def week_keys(keys: RedisKeys, week: str) -> list[str]:
+    """Every key of the week whose name is known without a scan.
+
+    Exact names, never a pattern on the week id: a member may contain another week's id
+    (a model named ``acme/m-2026-W20``), and its keys belong to their own week.
+    """
+    per_dimension = [
+        name
+        for dimension in RANKED_DIMENSIONS
+        for name in (keys.leaderboard(dimension, week), keys.published(dimension, week))
     ]
+    return [keys.total(week), *per_dimension, *daily_keys(keys, week)]
+
+
+def member_patterns(keys: RedisKeys, week: str) -> list[str]:
+    """SCAN patterns of the week's member hashes: the week is a whole segment of the name
+    (``tb:m:model:2026-W20:*``), so no key of another week matches."""
+    return [_glob_escape(keys.member(dimension, week, "")) + "*" for dimension in RANKED_DIMENSIONS]
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` as a literal in a Redis glob pattern (a prefix may hold ``*`` or ``[``)."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
 class Retention:
@@ -70,13 +91,12 @@ class Retention:
         # again on the next tick, whereas records left behind would come back on every load.
         if self.mirror.held:
             await self.mirror.record(week_tombstones(week, RANKED_DIMENSIONS))
-        pattern = week_pattern(self.keys, week)
-        doomed = [k async for k in self.client.scan_iter(match=pattern, count=1000)]
+        doomed = week_keys(self.keys, week)
+        for pattern in member_patterns(self.keys, week):
+            doomed += [k async for k in self.client.scan_iter(match=pattern, count=1000)]
         pipe = self.client.pipeline(transaction=False)
-        if doomed:
-            pipe.delete(*doomed)
-        for key in daily_keys(self.keys, week):
-            pipe.delete(key)
+        for chunk in range(0, len(doomed), DELETE_CHUNK):
+            pipe.delete(*doomed[chunk : chunk + DELETE_CHUNK])
         pipe.zrem(self.keys.weeks, week)
         pipe.zrem(self.keys.closed_weeks, week)
         pipe.srem(self.keys.finalized, week)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from aggregations.totals import RANKED_DIMENSIONS
+from aggregations.totals import DIMENSIONS, RANKED_DIMENSIONS
 from aggregations.weeks import WEEK_MS, week_end_ms, week_start_ms
-from streams.leader.retention import daily_keys, expired_weeks, week_pattern
+from streams.leader.retention import daily_keys, expired_weeks, member_patterns, week_keys
 from streams.store.keys import RedisKeys
 
 KEYS = RedisKeys("tb")
@@ -35,17 +35,36 @@ def test_expired_weeks_oldest_first_once() -> None:
     ]
 
 
-def test_week_pattern_matches_the_week_id() -> None:
-    """Every key holding the week's id under the prefix is scanned for deletion."""
-    assert week_pattern(KEYS, "2026-W47") == "tb:*2026-W47*"
+def test_member_patterns_hold_the_week_as_a_whole_segment() -> None:
+    """Member hashes are scanned under ``m:{dimension}:{week}:``, never ``*{week}*``: a member
+    of another week whose name contains this week's id does not match."""
+    assert member_patterns(KEYS, "2026-W20") == [
+        f"tb:m:{dimension}:2026-W20:*" for dimension in RANKED_DIMENSIONS
+    ]
+
+
+def test_member_patterns_escape_glob_characters_of_the_prefix() -> None:
+    """A prefix with ``*`` or ``[`` matches only itself."""
+    assert member_patterns(RedisKeys("a*[b]"), "2026-W20")[0] == "a\\*\\[b\\]:m:model:2026-W20:*"
+
+
+def test_week_keys_name_every_board_total_and_day_of_the_week() -> None:
+    """The week's total, its leaderboards, published lists and all daily boards, the total's
+    included (they were left behind before)."""
+    keys = week_keys(KEYS, "2026-W47")
+    assert "tb:total:2026-W47" in keys
+    assert {f"tb:lb:{d}:2026-W47" for d in RANKED_DIMENSIONS} <= set(keys)
+    assert {f"tb:published:{d}:2026-W47" for d in RANKED_DIMENSIONS} <= set(keys)
+    assert "tb:day:total:2026-11-16" in keys and "tb:day:total:2026-11-22" in keys
+    assert all("2026-W47" in k or k.startswith("tb:day:") for k in keys)
 
 
 def test_daily_keys_cover_seven_days_per_dimension() -> None:
-    """The week's daily boards are its seven UTC days, Monday first, per ranked dimension."""
+    """The week's daily boards are its seven UTC days, Monday first, per dimension."""
     keys = daily_keys(KEYS, "2026-W01")
-    assert len(keys) == 7 * len(RANKED_DIMENSIONS)
-    assert keys[0] == f"tb:day:{RANKED_DIMENSIONS[0]}:2025-12-29"
-    assert keys[-1] == f"tb:day:{RANKED_DIMENSIONS[-1]}:2026-01-04"
+    assert len(keys) == 7 * len(DIMENSIONS)
+    assert keys[0] == f"tb:day:{DIMENSIONS[0]}:2025-12-29"
+    assert keys[-1] == f"tb:day:{DIMENSIONS[-1]}:2026-01-04"
 
 
 def test_daily_keys_are_the_days_from_the_week_start() -> None:
@@ -56,5 +75,5 @@ def test_daily_keys_are_the_days_from_the_week_start() -> None:
         time.strftime("%Y-%m-%d", time.gmtime((start + offset * 86_400_000) / 1000))
         for offset in range(7)
     ]
-    expected = [KEYS.daily(dimension, day) for day in days for dimension in RANKED_DIMENSIONS]
+    expected = [KEYS.daily(dimension, day) for day in days for dimension in DIMENSIONS]
     assert daily_keys(KEYS, week) == expected
