@@ -7,6 +7,7 @@ ids are deterministic, so replaying a scenario twice counts it once.
 
 from __future__ import annotations
 
+import heapq
 import random
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -80,42 +81,65 @@ class Scenario:
         return len(self.cell_totals()) * events_per_cell
 
 
+def exact_shares(total: int, parts: int, rng: random.Random) -> Iterator[int]:
+    """``parts`` integers >= 0 of uneven size that sum to ``total`` exactly, one at a time.
+
+    Share i is the step between two cut points ``(total * i + r_i) // parts``, each cut moved
+    by a random ``r_i`` of at most 45 % of a share (``r_0 = r_parts = 0``): the cuts never
+    cross, the steps telescope to ``total``, and nothing is held but the last cut, so a cell
+    of millions of events costs no memory.
+    """
+    jitter = total * 45 // 100
+    cut = 0
+    for i in range(1, parts + 1):
+        moved = rng.randint(-jitter, jitter) if i < parts else 0
+        next_cut = (total * i + moved) // parts
+        yield next_cut - cut
+        cut = next_cut
+
+
 def split_exact(total: int, parts: int, rng: random.Random) -> list[int]:
-    """``parts`` positive-or-zero integers of uneven size that sum to ``total`` exactly."""
-    weights = [rng.uniform(0.5, 1.5) for _ in range(parts)]
-    scale = sum(weights)
-    shares = [int(total * w / scale) for w in weights]
-    shares[-1] += total - sum(shares)
-    return shares
+    """:func:`exact_shares` as a list."""
+    return list(exact_shares(total, parts, rng))
 
 
 def replay_events(scenario: Scenario, events_per_cell: int, seed: int = 47) -> Iterator[UsageEvent]:
-    """Events for every cell, in event-time order, summing exactly to the table."""
+    """Events for every cell, in event-time order, summing exactly to the table.
+
+    Streamed: each (model, week) cell yields its events in time order from its own random
+    generator, and a merge by (time, id) holds one event per cell at a time, so memory does
+    not grow with ``events_per_cell``.
+    """
     if events_per_cell < 1:
         raise ValueError("events_per_cell must be >= 1")
-    rng = random.Random(seed)
-    events: list[UsageEvent] = []
-    for model in scenario.models:
-        for week, tokens in zip(scenario.weeks, model.tokens, strict=True):
-            if not tokens:
-                continue
-            start = week_start_ms(week)
-            for i, part in enumerate(split_exact(tokens, events_per_cell, rng)):
-                # Spread over the week, away from its edges so the grace period never matters.
-                slot = WEEK_MS // events_per_cell
-                ts = start + i * slot + rng.randrange(max(1, slot))
-                prompt = part * 3 // 4
-                events.append(
-                    UsageEvent(
-                        event_id=f"{scenario.name}:{week}:{model.id}:{i}",
-                        ts_ms=min(ts, start + WEEK_MS - 1),
-                        model=model.id,
-                        prompt_tokens=prompt,
-                        completion_tokens=part - prompt,
-                        calls=max(1, -(-part // TOKENS_PER_CALL)),
-                        vendor=model.vendor,
-                        country=model.country,
-                    )
-                )
-    events.sort(key=lambda e: (e.ts_ms, e.event_id))
-    yield from events
+    if events_per_cell > WEEK_MS:
+        raise ValueError(f"events_per_cell must be at most {WEEK_MS} (one per ms of a week)")
+    cells = [
+        _cell_events(scenario.name, model, week, tokens, events_per_cell, seed)
+        for model in scenario.models
+        for week, tokens in zip(scenario.weeks, model.tokens, strict=True)
+        if tokens
+    ]
+    yield from heapq.merge(*cells, key=lambda e: (e.ts_ms, e.event_id))
+
+
+def _cell_events(
+    name: str, model: ScenarioModel, week: str, tokens: int, events_per_cell: int, seed: int
+) -> Iterator[UsageEvent]:
+    """One cell's events, strictly increasing in time (event i falls in the i-th slot)."""
+    rng = random.Random(f"{seed}:{week}:{model.id}")
+    start = week_start_ms(week)
+    # Spread over the week, away from its edges so the grace period never matters.
+    slot = WEEK_MS // events_per_cell
+    for i, part in enumerate(exact_shares(tokens, events_per_cell, rng)):
+        prompt = part * 3 // 4
+        yield UsageEvent(
+            event_id=f"{name}:{week}:{model.id}:{i}",
+            ts_ms=start + i * slot + rng.randrange(slot),
+            model=model.id,
+            prompt_tokens=prompt,
+            completion_tokens=part - prompt,
+            calls=max(1, -(-part // TOKENS_PER_CALL)),
+            vendor=model.vendor,
+            country=model.country,
+        )
