@@ -7,6 +7,7 @@ so that ``tokenboard stack status`` stays fast.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -39,9 +40,24 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return Settings.from_env().replace(**overrides)
 
 
+class _UnconfiguredKafkaNoise(logging.Filter):
+    """Drops aiokafka's connection-failure records while no logging is configured.
+
+    They would reach Python's last-resort handler as a stray line next to the one error
+    :func:`main` prints; a process that configured logging (a worker once Faust runs, the
+    servers) keeps them.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        configured = logging.getLogger().handlers or logging.getLogger("aiokafka").handlers
+        return bool(configured) or not record.getMessage().startswith("Unable connect to")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tokenboard`` console script."""
     args = build_parser().parse_args(argv)
+    for name in ("aiokafka", "aiokafka.conn"):  # the loggers that record it
+        logging.getLogger(name).addFilter(_UnconfiguredKafkaNoise())
     try:
         settings = settings_from(args)
     except InvalidInput as exc:
@@ -51,3 +67,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.command_entry.resolve()(args, settings))
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        line = unreachable_kafka(exc, settings)
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
+        return 2
+
+
+def unreachable_kafka(exc: BaseException, settings: Settings) -> str | None:
+    """One line for a Kafka that cannot be reached (None for any other error)."""
+    # Imported here: aiokafka is heavy, and only a failing command needs it.
+    from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
+
+    if not isinstance(exc, KafkaConnectionError | KafkaTimeoutError):
+        return None
+    return (
+        f"error: Kafka at {settings.kafka_bootstrap} is unreachable ({type(exc).__name__}); "
+        "is it running (`tokenboard stack up`)? TOKENBOARD_KAFKA_BOOTSTRAP or --kafka says where"
+    )

@@ -50,10 +50,15 @@ class EventTail:
 
     async def start(self) -> None:
         """Connect and fix the start offsets."""
-        self._consumer = AIOKafkaConsumer(
+        consumer = AIOKafkaConsumer(
             **self.settings.kafka_client_options(), group_id=None, enable_auto_commit=False
         )
-        await self._consumer.start()
+        try:
+            await consumer.start()
+        except BaseException:
+            await consumer.stop()  # else "Unclosed AIOKafkaConsumer" at exit
+            raise
+        self._consumer = consumer
         await self._assign(initial=True)
 
     async def stop(self) -> None:
