@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 TB=.venv/bin/tokenboard
-RUN="${TOKENBOARD_RUN_DIR:-.run/demo}"
+RUN="${TOKENBOARD_RUN_DIR:-.run}"
 export TOKENBOARD_RUN_DIR="$RUN"
 mkdir -p "$RUN/pids" "$RUN/logs"
 

@@ -29,9 +29,20 @@ def run_stack(args: argparse.Namespace, settings: Settings) -> int:
                 print(status.line())
             return 0 if all(s.healthy for s in statuses) else 1
         elif args.action == "logs":
+            missing = 0
             for name in [args.service] if args.service else ["kafka", "redis"]:
-                print(f"==> {stack.log_file(name)} <==")
+                path = stack.log_file(name)
+                if not path.exists():
+                    print(
+                        f"error: no {name} log at {path}: is the stack's run folder "
+                        f"{settings.run_path}? (TOKENBOARD_RUN_DIR or --run-dir)",
+                        file=sys.stderr,
+                    )
+                    missing += 1
+                    continue
+                print(f"==> {path} <==")
                 print(stack.tail_logs(name, args.lines))
+            return 1 if missing else 0
         elif args.action == "reset":
             stack.reset()
     except StackError as exc:

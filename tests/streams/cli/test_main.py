@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from streams.cli.main import main
@@ -38,3 +40,12 @@ def test_a_bad_flag_value_stops_with_one_line(capsys: pytest.CaptureFixture[str]
     """--partitions 0 on the command line is refused like the variable."""
     assert main(["top", "--partitions", "0"]) == 2
     assert "TOKENBOARD_PARTITIONS=0" in capsys.readouterr().err
+
+
+def test_stack_logs_of_a_folder_without_a_stack_fails_and_names_the_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`stack logs` where no stack ever ran exits 1 and says which run folder it read."""
+    assert main(["stack", "logs", "kafka", "--run-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "no kafka log" in err and str(tmp_path) in err and "TOKENBOARD_RUN_DIR" in err
