@@ -196,9 +196,9 @@ def _int_param(request: web.Request, name: str, default: int, low: int, high: in
     return value
 
 
-def _week_param(request: web.Request) -> str:
+def _week_param(request: web.Request, default: str = "current") -> str:
     # Explicit week ids are checked by resolve_week; the two words are the only others.
-    return request.query.get("week") or "current"
+    return request.query.get("week") or default
 
 
 # Handlers ---------------------------------------------------------------------------------
@@ -224,7 +224,9 @@ async def _rolling(request: web.Request) -> web.Response:
 
 async def _report(request: web.Request) -> web.Response:
     top = _int_param(request, "top", request.app[SETTINGS].top_n, 1, MAX_ROWS)
-    report = await weekly_report(request.app[REDIS], request.app[KEYS], _week_param(request), top)
+    report = await weekly_report(
+        request.app[REDIS], request.app[KEYS], _week_param(request, "last"), top
+    )
     return _json(report, schemas.Report)
 
 

@@ -78,11 +78,18 @@ def _int_query(name: str, low: int, high: int, default: int | None, text: str) -
     return _query(name, schema, text)
 
 
-WEEK_PARAM = _query(
-    "week",
-    {"type": "string", "default": "current", "pattern": r"^(current|last|\d{4}-W\d{2})$"},
-    "current, last (the last closed week) or an ISO week id such as 2026-W47",
-)
+def _week_param(default: str) -> dict[str, Any]:
+    return _query(
+        "week",
+        {"type": "string", "default": default, "pattern": r"^(current|last|\d{4}-W\d{2})$"},
+        "current (the week of the pipeline's event time), last (the week before it, closed or "
+        "not) or an ISO week id such as 2026-W47",
+    )
+
+
+#: Leaderboards show the week in progress; the report the last complete week (as the CLI).
+WEEK_PARAM = _week_param("current")
+REPORT_WEEK_PARAM = _week_param("last")
 DIM_PARAM = _path("dimension", DIMENSION, "what is ranked")
 N_PARAM = _int_query("n", 1, 100, 10, "rows to return")
 ALL_ERRORS = (400, 404, 503)
@@ -112,7 +119,7 @@ def _paths() -> dict[str, Any]:
         "/v1/report": _get(
             "The weekly report (the JSON of `tokenboard report --json`)",
             "Report",
-            [WEEK_PARAM, _int_query("top", 1, 100, 10, "models in the top list")],
+            [REPORT_WEEK_PARAM, _int_query("top", 1, 100, 10, "models in the top list")],
             ALL_ERRORS,
         ),
         "/v1/history/model/{model_id}": _get(

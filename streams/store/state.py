@@ -51,7 +51,11 @@ async def read_state(client: aioredis.Redis, keys: RedisKeys) -> PipelineState:
 
 
 async def resolve_week(client: aioredis.Redis, keys: RedisKeys, spec: str) -> str:
-    """Turn ``current``, ``last`` or an explicit ``2026-W47`` into a week id with data."""
+    """Turn ``current``, ``last`` or an explicit ``2026-W47`` into a week id.
+
+    ``current`` is the week of the pipeline's event-time watermark, ``last`` the week before
+    it (closed or not): the one definition the CLI, the API and the report share.
+    """
     state = await read_state(client, keys)
     if not state.weeks:
         raise WeekNotFound("no data yet: is a worker running, and has anything been produced?")
@@ -61,9 +65,20 @@ async def resolve_week(client: aioredis.Redis, keys: RedisKeys, spec: str) -> st
         return current
     if spec == "last":
         # The week before the current one, whether or not the ranker closed it yet.
-        return previous_week(current)
+        last = previous_week(current)
+        if last not in state.weeks:
+            raise WeekNotFound(
+                f"no data for {last}, the week before the current week {current} ('last'); "
+                f"weeks with data: {_listed(state.weeks)}"
+            )
+        return last
     parse_week(spec)
     return spec
+
+
+def _listed(weeks: Sequence[str], most: int = 4) -> str:
+    shown = ", ".join(weeks[-most:])
+    return shown if len(weeks) <= most else f"... {shown}"
 
 
 async def read_weeks(
