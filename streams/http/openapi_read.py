@@ -173,7 +173,7 @@ def _paths() -> dict[str, Any]:
                         0,
                         500,
                         0,
-                        "also send this many recent events per partition first",
+                        "first send the latest this many events, over all partitions, oldest first",
                     )
                 ],
                 "responses": {

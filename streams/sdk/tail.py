@@ -19,15 +19,18 @@ __all__ = ["EventTail"]
 
 # Seconds between metadata checks while a followed topic does not exist yet.
 TOPIC_RECHECK_S = 5.0
+# At most this long reading the backlog at the start (a live topic is short; a broken one
+# must not hold a viewer forever).
+BACKLOG_READ_S = 10.0
 
 
 class EventTail:
     """Follows the rankings and alerts topics without a consumer group (nothing is committed).
 
     After :meth:`start` returns, every event published later is delivered: the start offsets
-    are fixed explicitly instead of through a lazy offset reset. ``backlog`` also delivers up
-    to that many of the latest records of each partition; a followed topic created after the
-    start is read from its beginning.
+    are fixed explicitly instead of through a lazy offset reset. ``backlog`` also delivers the
+    latest ``backlog`` events before that, across all partitions, in time order; a followed
+    topic created after the start is read from its beginning.
     """
 
     def __init__(self, settings: Settings, *, from_beginning: bool = False, backlog: int = 0):
@@ -38,6 +41,9 @@ class EventTail:
         self._consumer: AIOKafkaConsumer | None = None
         self._assigned: set[TopicPartition] = set()
         self._checked_at = 0.0
+        #: End offsets at the start, per partition: what lies before them is backlog.
+        self._backlog_end: dict[TopicPartition, int] = {}
+        self._pending: list[dict[str, Any]] = []
 
     async def __aenter__(self) -> EventTail:
         await self.start()
@@ -60,6 +66,34 @@ class EventTail:
             raise
         self._consumer = consumer
         await self._assign(initial=True)
+        if self.backlog > 0 and not self.from_beginning:
+            await self._read_backlog()
+
+    async def _read_backlog(self) -> None:
+        """Read what precedes the start on every partition (at most ``backlog`` records each:
+        any of them may be among the latest overall), keep the latest ``backlog`` in time
+        order, and queue them ahead of whatever arrived meanwhile."""
+        consumer = self._consumer
+        assert consumer is not None
+        backlog: list[Any] = []
+        live: list[Any] = []
+        deadline = time.monotonic() + BACKLOG_READ_S
+        while time.monotonic() < deadline and await self._backlog_left():
+            batches = await consumer.getmany(timeout_ms=200)
+            for tp, chunk in batches.items():
+                end = self._backlog_end.get(tp, 0)
+                backlog += [r for r in chunk if r.offset < end]
+                live += [r for r in chunk if r.offset >= end]
+        latest = self._in_time_order(backlog)[-self.backlog :]
+        self._pending = self._events(latest) + self._events(self._in_time_order(live))
+
+    async def _backlog_left(self) -> bool:
+        consumer = self._consumer
+        assert consumer is not None
+        for tp, end in self._backlog_end.items():
+            if await consumer.position(tp) < end:
+                return True
+        return False
 
     async def stop(self) -> None:
         """Disconnect."""
@@ -71,6 +105,9 @@ class EventTail:
         """The events that arrived within ``timeout_ms``, oldest first (maybe none)."""
         consumer = self._consumer
         assert consumer is not None, "start() first"
+        if self._pending:
+            pending, self._pending = self._pending, []
+            return pending
         if len(self._topics_assigned()) < len(self.topics):
             if time.monotonic() - self._checked_at > TOPIC_RECHECK_S:
                 await self._assign(initial=False)
@@ -78,10 +115,17 @@ class EventTail:
                 await asyncio.sleep(timeout_ms / 1000)
                 return []
         batches = await consumer.getmany(timeout_ms=timeout_ms)
-        records = [r for chunk in batches.values() for r in chunk]
+        return self._events(self._in_time_order([r for chunk in batches.values() for r in chunk]))
+
+    def _in_time_order(self, records: list[Any]) -> list[Any]:
         # Chronological across partitions; on a tie a ranking change precedes the alerts
         # the ranker raised in the same pass.
-        records.sort(key=lambda r: (r.timestamp, r.topic != self.topics[0], r.partition, r.offset))
+        return sorted(
+            records, key=lambda r: (r.timestamp, r.topic != self.topics[0], r.partition, r.offset)
+        )
+
+    @staticmethod
+    def _events(records: list[Any]) -> list[dict[str, Any]]:
         events = []
         for record in records:
             try:
@@ -120,4 +164,6 @@ class EventTail:
                 consumer.seek(tp, begin[tp])
             else:
                 consumer.seek(tp, max(begin[tp], end[tp] - self.backlog))
+                if end[tp] > begin[tp] and self.backlog:
+                    self._backlog_end[tp] = end[tp]
         self._assigned = wanted
