@@ -14,6 +14,11 @@ DEAD_LETTERED = Counter(
     "Invalid events sent to the dead-letter topic",
     ["reason"],
 )
+JOB_ERRORS = Counter(
+    "tokenboard_job_errors_total",
+    "Unexpected errors of a worker's periodic jobs (logged with a traceback; the worker goes on)",
+    ["job"],
+)
 DUPLICATES = Counter("tokenboard_duplicates_dropped_total", "Events dropped as duplicates")
 LATE_EVENTS = Counter("tokenboard_late_events_total", "Events counted after their week closed")
 PARTIALS_PRODUCED = Counter("tokenboard_partials_produced_total", "Partial-sum records produced")

@@ -46,7 +46,8 @@ class RewindingConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
     async def seek_to_committed(self) -> Mapping[Any, int]:
         """Seek every assigned partition to its committed offset or, lacking one, its start."""
-        return await self.call_thread(self._rewind)
+        committed: Mapping[Any, int] = await self.call_thread(self._rewind)
+        return committed
 
     async def _rewind(self) -> Mapping[Any, int]:
         changelog_topics = self.app.tables.changelog_topics

@@ -19,7 +19,7 @@ import orjson
 from aggregations.totals import is_stale
 
 
-class WeeklyTable(faust.Table):  # type: ignore[misc]
+class WeeklyTable(faust.Table[str, bytes]):
     """A table of orjson-encoded table values whose recovery skips stale records."""
 
     stale_records_skipped = 0
