@@ -11,7 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -33,13 +33,7 @@ from streams.store.state import WeekNotFound
 def run_top(args: argparse.Namespace, settings: Settings) -> int:
     """CLI handler: the top N of one dimension and week."""
     result = _query(settings, "leaderboard", args.by, args.week, args.top)
-    if result is None:
-        return 1
-    if args.json:
-        _print_json(result)
-    else:
-        print(render_leaderboard(result))
-    return 0
+    return _show(result, render_leaderboard, as_json=args.json)
 
 
 def run_history(args: argparse.Namespace, settings: Settings) -> int:
@@ -51,12 +45,19 @@ def run_history(args: argparse.Namespace, settings: Settings) -> int:
     else:
         dimension, member = "vendor", args.vendor
     result = _query(settings, "history", dimension, member)
+    return _show(result, render_history, as_json=args.json)
+
+
+def _show(
+    result: dict[str, Any] | None, render: Callable[[Mapping[str, Any]], str], *, as_json: bool
+) -> int:
+    """Print a query's result as a table (or JSON); exit 1 when the query failed."""
     if result is None:
         return 1
-    if args.json:
+    if as_json:
         _print_json(result)
     else:
-        print(render_history(result))
+        print(render(result))
     return 0
 
 

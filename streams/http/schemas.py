@@ -79,8 +79,8 @@ class Health(Body):
 
 
 # Leaderboards ----------------------------------------------------------------------------
-class LeaderboardRow(Body, kw_only=True):
-    """One ranked member; ``vendor`` and ``country`` only for models."""
+class RankedMember(Body, kw_only=True):
+    """What every row of a board has; ``vendor`` and ``country`` only for models."""
 
     rank: Rank
     member: str
@@ -88,10 +88,15 @@ class LeaderboardRow(Body, kw_only=True):
     vendor: Label = UNSET
     country: Label = UNSET
     tokens: Count
+    share_pct: float | None
+
+
+class LeaderboardRow(RankedMember, kw_only=True):
+    """One ranked member of a week, with its counts and its move since the week before."""
+
     prompt: Count
     completion: Count
     calls: Count
-    share_pct: float | None
     prev_tokens: int | None
     prev_rank: int | None
     wow_pct: float | None
@@ -110,16 +115,8 @@ class Leaderboard(Body):
     rows: list[LeaderboardRow]
 
 
-class RollingRow(Body, kw_only=True):
-    """One ranked member of a rolling window; ``vendor`` and ``country`` only for models."""
-
-    rank: Rank
-    member: str
-    name: str
-    vendor: Label = UNSET
-    country: Label = UNSET
-    tokens: Count
-    share_pct: float | None
+class RollingRow(RankedMember, kw_only=True):
+    """One ranked member of a rolling window."""
 
 
 class RollingLeaderboard(Body):

@@ -23,14 +23,15 @@ URI = "urn:tokenboard:test"
 
 
 def structs(module: ModuleType) -> set[str]:
-    """Names of the Struct classes a module defines, bar the shared ``Body`` base."""
+    """Names of the Struct classes a module defines, bar the shared bases (``Body``,
+    ``RankedMember``), which no body is on its own."""
     return {
         name
         for name, value in vars(module).items()
         if inspect.isclass(value)
         and issubclass(value, msgspec.Struct)
         and value.__module__ == module.__name__
-        and name != "Body"
+        and name not in ("Body", "RankedMember")
     }
 
 
