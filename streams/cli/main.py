@@ -40,24 +40,35 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return Settings.from_env().replace(**overrides)
 
 
-class _UnconfiguredKafkaNoise(logging.Filter):
-    """Drops aiokafka's connection-failure records while no logging is configured.
+class _KafkaConnectFailures(logging.Filter):
+    """Keeps aiokafka's reason for a failed connection, and drops its record while no logging
+    is configured.
 
-    They would reach Python's last-resort handler as a stray line next to the one error
-    :func:`main` prints; a process that configured logging (a worker once Faust runs, the
-    servers) keeps them.
+    The record would reach Python's last-resort handler as a stray line next to the one
+    error :func:`main` prints, which carries the reason instead (connection refused, a wrong
+    password). A process that configured logging (a worker once Faust runs, the servers)
+    keeps the records.
     """
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.last_reason: str | None = None
+
     def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith("Unable connect to") or not record.args:
+            return True
+        args = record.args if isinstance(record.args, tuple) else (record.args,)
+        self.last_reason = str(args[-1])
         configured = logging.getLogger().handlers or logging.getLogger("aiokafka").handlers
-        return bool(configured) or not record.getMessage().startswith("Unable connect to")
+        return bool(configured)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tokenboard`` console script."""
     args = build_parser().parse_args(argv)
+    failures = _KafkaConnectFailures()
     for name in ("aiokafka", "aiokafka.conn"):  # the loggers that record it
-        logging.getLogger(name).addFilter(_UnconfiguredKafkaNoise())
+        logging.getLogger(name).addFilter(failures)
     try:
         settings = settings_from(args)
     except InvalidInput as exc:
@@ -68,21 +79,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        line = unreachable_kafka(exc, settings)
+        line = unreachable_kafka(exc, settings, failures.last_reason)
         if line is None:
             raise
         print(line, file=sys.stderr)
         return 2
 
 
-def unreachable_kafka(exc: BaseException, settings: Settings) -> str | None:
-    """One line for a Kafka that cannot be reached (None for any other error)."""
+def unreachable_kafka(
+    exc: BaseException, settings: Settings, reason: str | None = None
+) -> str | None:
+    """One line for a Kafka that cannot be reached, with aiokafka's ``reason`` when it gave
+    one (None for any other error)."""
     # Imported here: aiokafka is heavy, and only a failing command needs it.
     from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 
     if not isinstance(exc, KafkaConnectionError | KafkaTimeoutError):
         return None
-    return (
-        f"error: Kafka at {settings.kafka_bootstrap} is unreachable ({type(exc).__name__}); "
-        "is it running (`tokenboard stack up`)? TOKENBOARD_KAFKA_BOOTSTRAP or --kafka says where"
-    )
+    why = reason or type(exc).__name__
+    if "Authentication" in why or "SASL" in why:
+        hint = "check TOKENBOARD_KAFKA_SASL_USERNAME and TOKENBOARD_KAFKA_SASL_PASSWORD"
+    else:
+        hint = (
+            "is it running (`tokenboard stack up`)? "
+            "TOKENBOARD_KAFKA_BOOTSTRAP or --kafka says where"
+        )
+    return f"error: cannot connect to Kafka at {settings.kafka_bootstrap} ({why}); {hint}"

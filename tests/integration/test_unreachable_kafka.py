@@ -33,4 +33,5 @@ def test_an_unreachable_kafka_is_one_line_and_exit_2(argv: list[str], tmp_path: 
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2, done.stderr
     assert len(lines) == 1, done.stderr
-    assert f"Kafka at 127.0.0.1:{port} is unreachable" in lines[0]
+    assert f"cannot connect to Kafka at 127.0.0.1:{port} (" in lines[0]
+    assert "Connect call failed" in lines[0] and "tokenboard stack up" in lines[0]
