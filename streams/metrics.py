@@ -19,6 +19,10 @@ JOB_ERRORS = Counter(
     "Unexpected errors of a worker's periodic jobs (logged with a traceback; the worker goes on)",
     ["job"],
 )
+REROUTED = Counter(
+    "tokenboard_events_rerouted_total",
+    "Events not keyed by their id, sent on to their id's usage partition to be counted there",
+)
 DUPLICATES = Counter("tokenboard_duplicates_dropped_total", "Events dropped as duplicates")
 LATE_EVENTS = Counter("tokenboard_late_events_total", "Events counted after their week closed")
 PARTIALS_PRODUCED = Counter("tokenboard_partials_produced_total", "Partial-sum records produced")

@@ -23,6 +23,7 @@ from aiokafka import (
     TopicPartition,
 )
 from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.partitioner import murmur2
 
 from aggregations.catalog import Catalog, ModelInfo
 from aggregations.dedup import Deduplicator, pack_entries, unpack_entries
@@ -222,7 +223,7 @@ class PreAggregator:
                 return
         size = self.settings.block_size
         now_ms = int(time.time() * 1000)
-        consumed = counted = duplicates = late = tokens = 0
+        consumed = counted = duplicates = late = tokens = rerouted = 0
         acc = state.accumulator
         dedup = state.dedup
         models = self._models
@@ -243,6 +244,14 @@ class PreAggregator:
                 )
             except InvalidEvent as exc:
                 self._dead_letter(record, exc)
+                acc.skip(record.offset)
+                continue
+            key = record.key
+            if (key is None or key != event_id.encode()) and self._home(event_id) != tp.partition:
+                # Not keyed by its id, and away from its id's partition: duplicates are only
+                # found within one partition, so the event is counted where its id lives.
+                self._reroute(record, event_id)
+                rerouted += 1
                 acc.skip(record.offset)
                 continue
             if dedup.is_duplicate(event_id, record.offset, record.timestamp):
@@ -274,9 +283,42 @@ class PreAggregator:
         metrics.TOKENS_COUNTED.inc(tokens)
         if duplicates:
             metrics.DUPLICATES.inc(duplicates)
+        if rerouted:
+            metrics.REROUTED.inc(rerouted)
         if late:
             metrics.LATE_EVENTS.inc(late)
         state.counted += counted
+
+    def _home(self, event_id: str) -> int:
+        """The usage partition Kafka's default partitioner gives a record keyed by
+        ``event_id`` (murmur2, as every Kafka client's default)."""
+        hashed: int = murmur2(event_id.encode())
+        return (hashed & 0x7FFFFFFF) % self._usage_partitions()
+
+    def _usage_partitions(self) -> int:
+        assert self._consumer is not None
+        known = self._consumer.partitions_for_topic(self.settings.usage_topic)
+        return len(known) if known else self.settings.partitions
+
+    def _reroute(self, record: Any, event_id: str) -> None:
+        """Send the event, unchanged, to its id's partition, keyed by its id.
+
+        The send is acknowledged before this block's offsets are committed (like a
+        dead letter), and a replay that sends it again is a duplicate there, dropped by id.
+        """
+        assert self._producer is not None
+        source = f"{record.topic}/{record.partition}/{record.offset}"
+        future = asyncio.ensure_future(
+            self._producer.send(
+                self.settings.usage_topic,
+                value=record.value,
+                key=event_id.encode(),
+                partition=self._home(event_id),
+                timestamp_ms=record.timestamp,
+                headers=[*(record.headers or ()), ("rerouted-from", source.encode())],
+            )
+        )
+        self._pending.append(future)
 
     def _dead_letter(self, record: Any, exc: InvalidEvent) -> None:
         assert self._producer is not None
