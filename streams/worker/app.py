@@ -21,6 +21,7 @@ from streams.settings import Settings
 from streams.topics import ensure_topics
 from streams.worker.faust_app import faust_credentials as _faust_credentials
 from streams.worker.fold import CHANGELOG_BUFFER_MAX
+from streams.worker.log_noise import quiet_faust_noise
 from streams.worker.worker import Worker, WorkerParts, build_app
 
 __all__ = [
@@ -88,6 +89,7 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 2
     asyncio.run(ensure_topics(settings))
+    quiet_faust_noise()
     worker = build_app(settings, health)
     runner = faust.Worker(worker.app, loglevel=getattr(args, "loglevel", "warning"), quiet=True)
     # With its terminal spinner Faust lowers the root logger to DEBUG, and every debug line
