@@ -39,6 +39,23 @@ class Command:
         return handler
 
 
+def at_least(minimum: float, kind: type[int] | type[float] = int) -> Callable[[str], float]:
+    """An argparse type: a number of ``kind`` no smaller than ``minimum`` (one clear error)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            what = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text} is below the minimum {minimum:g}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
 def connection_flags(parser: argparse.ArgumentParser) -> None:
     """The flags that override single TOKENBOARD_* variables (see :data:`CONNECTION_FIELDS`)."""
     group = parser.add_argument_group("connections (override TOKENBOARD_* variables)")
@@ -85,14 +102,18 @@ def _worker(p: argparse.ArgumentParser) -> None:
 
 def _replay(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help="scenario JSON (see tests/data/README.md)")
-    p.add_argument("--events", type=int, default=20, help="events per (week, model) cell")
-    p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for Redis")
+    p.add_argument("--events", type=at_least(1), default=20, help="events per (week, model) cell")
+    p.add_argument(
+        "--timeout", type=at_least(0, float), default=180.0, help="seconds to wait for Redis"
+    )
     p.add_argument("--no-wait", action="store_true", help="only produce, do not wait")
 
 
 def _report(p: argparse.ArgumentParser) -> None:
     p.add_argument("--week", default="last", help="current, last or an ISO week like 2026-W47")
-    p.add_argument("--top", type=int, help="models in the top list (default TOKENBOARD_TOP_N)")
+    p.add_argument(
+        "--top", type=at_least(1), help="models in the top list (default TOKENBOARD_TOP_N)"
+    )
     p.add_argument("--json", action="store_true", help="print the JSON contract")
 
 
@@ -107,16 +128,18 @@ def _api(p: argparse.ArgumentParser) -> None:
 
 
 def _simulate(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--rate", type=float, default=5000, help="events per second")
-    p.add_argument("--duration", type=float, default=60, help="seconds (0 = until Ctrl-C)")
-    p.add_argument("--models", type=int, default=0, help="catalog models to use (0 = all)")
+    p.add_argument("--rate", type=at_least(0.001, float), default=5000, help="events per second")
+    p.add_argument(
+        "--duration", type=at_least(0, float), default=60, help="seconds (0 = until Ctrl-C)"
+    )
+    p.add_argument("--models", type=at_least(0), default=0, help="catalog models to use (0 = all)")
     p.add_argument("--seed", type=int, default=1, help="random seed")
 
 
 def _top(p: argparse.ArgumentParser) -> None:
     p.add_argument("--by", choices=["model", "country", "vendor"], default="model")
     p.add_argument("--week", default="current", help="current, last or an ISO week like 2026-W47")
-    p.add_argument("-n", "--top", type=int, default=10, help="rows")
+    p.add_argument("-n", "--top", type=at_least(1), default=10, help="rows")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -130,7 +153,7 @@ def _history(p: argparse.ArgumentParser) -> None:
 
 def _watch(p: argparse.ArgumentParser) -> None:
     p.add_argument("--from-beginning", action="store_true", help="replay the topics' history")
-    p.add_argument("--limit", type=int, default=0, help="stop after N events (0 = never)")
+    p.add_argument("--limit", type=at_least(0), default=0, help="stop after N events (0 = never)")
     p.add_argument("--json", action="store_true", help="print each event as JSON")
 
 

@@ -125,10 +125,20 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     """Answer a bug with a JSON 500 carrying an error id, logged with the traceback.
 
     The handlers answer every expected failure themselves (401, 413, 415, 429, 503 and the
-    per-event rejections); HTTP exceptions (404, 405) keep aiohttp's answers.
+    per-event rejections); an unknown path or method gets the same JSON error body.
     """
     try:
         return await handler(request)
+    except web.HTTPNotFound:
+        return _error(404, "not_found", f"no route {request.path}: see /openapi.json")
+    except web.HTTPMethodNotAllowed as exc:
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        return _error(
+            405,
+            "method_not_allowed",
+            f"{request.method} is not allowed on {request.path}: use {allowed}",
+            {"Allow": allowed},
+        )
     except web.HTTPException:
         raise
     except Exception:

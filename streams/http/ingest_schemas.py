@@ -40,6 +40,8 @@ ErrorCode = Literal[
     "unsupported_media_type",
     "rate_limited",
     "kafka_unavailable",
+    "not_found",
+    "method_not_allowed",
 ]
 
 

@@ -59,3 +59,21 @@ def test_the_env_command_takes_no_connection_flags() -> None:
     """`tokenboard env` refuses --kafka: it only prints the variables."""
     with pytest.raises(SystemExit):
         build_parser().parse_args(["env", "--kafka", "x:1"])
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["simulate", "--duration", "-1"], "--duration: -1 is below the minimum 0"),
+        (["simulate", "--models", "-3"], "--models: -3 is below the minimum 0"),
+        (["replay", "x.json", "--events", "0"], "--events: 0 is below the minimum 1"),
+        (["top", "-n", "x"], "'x' is not an integer"),
+    ],
+)
+def test_out_of_range_flags_are_refused_by_the_parser(
+    argv: list[str], words: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A negative duration (which ran forever) or model count is a usage error naming it."""
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(argv)
+    assert exit_.value.code == 2 and words in capsys.readouterr().err

@@ -212,7 +212,16 @@ async def test_ingest_answers_a_bug_with_a_json_500(
     )
 
 
-async def test_ingest_keeps_aiohttp_answers_for_http_errors(ingest_client: Client) -> None:
-    """An unknown path or method on the gateway keeps aiohttp's own 404 and 405."""
-    assert (await ingest_client.get("/nowhere")).status == 404
-    assert (await ingest_client.post("/runtime")).status == 405
+async def test_ingest_answers_unknown_paths_and_methods_in_json(ingest_client: Client) -> None:
+    """An unknown path or method gets the documented {"error", "detail"} body, not aiohttp's
+    plain text; the 405 names the allowed methods."""
+    missing = await ingest_client.get("/nowhere")
+    assert missing.status == 404
+    body = await missing.json()
+    validator(ingest_components(), "Error").validate(body)
+    assert body["error"] == "not_found" and "/nowhere" in body["detail"]
+    wrong = await ingest_client.post("/runtime")
+    assert wrong.status == 405 and "GET" in wrong.headers["Allow"]
+    body = await wrong.json()
+    validator(ingest_components(), "Error").validate(body)
+    assert body["error"] == "method_not_allowed" and "use GET" in body["detail"]
