@@ -11,7 +11,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Literal
 
 import orjson
@@ -219,6 +219,29 @@ def _show(value: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _instant(ts_ms: int) -> str:
+    """``2026-11-22T10:00:00Z`` for error messages (people read dates, not milliseconds)."""
+    try:
+        moment = datetime.fromtimestamp(ts_ms / 1000, UTC)
+    except (OverflowError, ValueError, OSError):
+        return f"{ts_ms} ms"
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _duration(ms: int) -> str:
+    """``2 d 3 h``, ``45 min``, ``12 s``: a duration as people say it."""
+    seconds = ms // 1000
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{days} d" if days else "", f"{hours} h" if hours else ""]
+    if not days:
+        parts.append(f"{minutes} min" if minutes else "")
+        if not hours:
+            parts.append(f"{secs} s" if secs or not minutes else "")
+    return " ".join(p for p in parts if p)
+
+
 def _bad_ts(detail: str) -> InvalidEvent:
     return InvalidEvent("bad_timestamp", detail, "ts")
 
@@ -399,15 +422,15 @@ def event_from_mapping(
     if ts_ms > now_ms + limits.max_future_ms:
         raise InvalidEvent(
             "future_timestamp",
-            f"'ts' {ts_ms} is {ts_ms - now_ms} ms ahead of the clock ({now_ms}), "
-            f"the limit is {limits.max_future_ms} ms",
+            f"'ts' {_instant(ts_ms)} is {_duration(ts_ms - now_ms)} ahead of the clock "
+            f"({_instant(now_ms)}); the limit is {_duration(limits.max_future_ms)}",
             "ts",
         )
     if watermark_ms is not None and ts_ms < watermark_ms - limits.retention_ms:
         raise InvalidEvent(
             "too_old",
-            f"'ts' {ts_ms} is more than {limits.retention_ms} ms before the watermark "
-            f"({watermark_ms})",
+            f"'ts' {_instant(ts_ms)} is more than {_duration(limits.retention_ms)} before the "
+            f"pipeline's event time ({_instant(watermark_ms)}): its week is past retention",
             "ts",
         )
     prompt = _count(get("prompt_tokens"), "prompt_tokens", None)

@@ -707,3 +707,19 @@ def test_decode_fields_agrees_on_edge_shapes(event: dict[str, object]) -> None:
     """Empty optional strings, lowercase countries, RFC 3339 times, bools, CloudEvents."""
     raw = orjson.dumps(event)
     assert outcome(decode_fields, raw, None) == outcome(decode_event, raw, None)
+
+
+def test_timestamp_errors_read_as_dates_and_durations() -> None:
+    """A future or too-old timestamp is explained with ISO dates and days or hours, not raw
+    milliseconds."""
+    ahead = NOW_MS + 3 * 86_400_000 + 2 * 3_600_000
+    with pytest.raises(InvalidEvent) as future:
+        decode_event(orjson.dumps(make_event(ts=ahead)), now_ms=NOW_MS)
+    assert "'ts' 2026-11-21T14:00:00Z is 3 d 2 h ahead of the clock (2026-11-18T12:00:00Z)" in str(
+        future.value
+    )
+    assert str(ahead) not in str(future.value)
+    old = NOW_MS - 40 * 7 * 86_400_000
+    with pytest.raises(InvalidEvent) as too_old:
+        decode_event(orjson.dumps(make_event(ts=old)), now_ms=NOW_MS, watermark_ms=NOW_MS)
+    assert "more than 182 d before the pipeline's event time" in str(too_old.value)
