@@ -720,19 +720,22 @@ def _decode_lines(
     watermark_ms: int | None,
     limits: Limits,
 ) -> list[UsageEvent | InvalidEvent]:
-    lines = [line for line in body.split(b"\n") if line.strip()]
+    lines = [(n, line) for n, line in enumerate(body.split(b"\n"), 1) if line.strip()]
     if len(lines) <= 1:
         # One line that is not JSON is the body itself: its verdict must not depend on size.
         return [whole_body_error]
     results: list[UsageEvent | InvalidEvent] = []
     any_line_parsed = False
-    for line in lines:
+    for number, line in lines:
         try:
             results.append(
                 decode_event(line, now_ms=now_ms, watermark_ms=watermark_ms, limits=limits)
             )
             any_line_parsed = True
         except InvalidEvent as exc:
+            if exc.reason in ("bad_json", "bad_utf8"):
+                # The parser counts within the line; a person looks for the body's line.
+                exc = InvalidEvent(exc.reason, f"line {number} of the body: {exc.detail}")
             results.append(exc)
             any_line_parsed = any_line_parsed or exc.reason not in ("bad_json", "bad_utf8")
     # If no line is JSON either, this is not NDJSON: one verdict for the whole body.

@@ -723,3 +723,12 @@ def test_timestamp_errors_read_as_dates_and_durations() -> None:
     with pytest.raises(InvalidEvent) as too_old:
         decode_event(orjson.dumps(make_event(ts=old)), now_ms=NOW_MS, watermark_ms=NOW_MS)
     assert "more than 182 d before the pipeline's event time" in str(too_old.value)
+
+
+def test_an_ndjson_syntax_error_names_the_bodys_line() -> None:
+    """A broken fourth line says "line 4 of the body", not the parser's "line 1 column 1"."""
+    good = orjson.dumps(make_event())
+    body = b"\n".join([good, good, b"", b"{broken"]) + b"\n"
+    results = decode_batch(body, now_ms=NOW_MS)
+    assert isinstance(results[-1], InvalidEvent) and results[-1].reason == "bad_json"
+    assert results[-1].detail.startswith("line 4 of the body: ")
