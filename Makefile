@@ -13,6 +13,10 @@ TEST_ENV := TOKENBOARD_RUN_DIR=.run/test TOKENBOARD_KAFKA_PORT=$(TEST_KAFKA_PORT
 	TOKENBOARD_REDIS_PORT=$(TEST_REDIS_PORT) \
 	TOKENBOARD_KAFKA_BOOTSTRAP=127.0.0.1:$(TEST_KAFKA_PORT) \
 	TOKENBOARD_REDIS_URL=redis://127.0.0.1:$(TEST_REDIS_PORT)/0
+# pytest's default temp folder is shared by every run of the machine's user, and each run
+# deletes all but the newest three: two checkouts testing at once would delete each
+# other's test folders (private brokers' data, process logs). Each checkout keeps its own.
+TEST_TMP := $(CURDIR)/.run/test/pytest-tmp
 DEMO_ENV := TOKENBOARD_RUN_DIR=.run
 
 .PHONY: setup system-deps demo demo-down test lint unit bench stack-up stack-down clean
@@ -38,7 +42,7 @@ unit: setup
 
 test: setup lint
 	status=0; \
-	$(TEST_ENV) $(TB) stack up && $(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS) || status=$$?; \
+	$(TEST_ENV) $(TB) stack up && $(TEST_ENV) $(BIN)/pytest --basetemp=$(TEST_TMP) $(PYTEST_ARGS) || status=$$?; \
 	$(TEST_ENV) $(TB) stack down; exit $$status
 
 # The demo needs no browser; its prerequisites inherit this.
