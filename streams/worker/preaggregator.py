@@ -97,6 +97,8 @@ class PreAggregator:
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._pending: list[asyncio.Future[Any]] = []
+        #: usage partition -> highest offset whose dead letter was counted by this process
+        self._dead_lettered_through: dict[int, int] = {}
         self._stopping = asyncio.Event()
         self.ready = asyncio.Event()
 
@@ -322,7 +324,11 @@ class PreAggregator:
 
     def _dead_letter(self, record: Any, exc: InvalidEvent) -> None:
         assert self._producer is not None
-        metrics.DEAD_LETTERED.labels(exc.reason).inc()
+        # A rebalance replays the open block and sends its dead letters again (readers
+        # dedup by the source header); the metric counts each source offset once.
+        if record.offset > self._dead_lettered_through.get(record.partition, -1):
+            self._dead_lettered_through[record.partition] = record.offset
+            metrics.DEAD_LETTERED.labels(exc.reason).inc()
         source = f"{record.topic}/{record.partition}/{record.offset}"
         headers = [
             ("reason", exc.reason.encode()),
