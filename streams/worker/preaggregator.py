@@ -249,13 +249,15 @@ class PreAggregator:
                 acc.skip(record.offset)
                 continue
             key = record.key
-            if (key is None or key != event_id.encode()) and self._home(event_id) != tp.partition:
-                # Not keyed by its id, and away from its id's partition: duplicates are only
-                # found within one partition, so the event is counted where its id lives.
-                self._reroute(record, event_id)
-                rerouted += 1
-                acc.skip(record.offset)
-                continue
+            if key is None or key != event_id.encode():
+                home = self._home(event_id)
+                if home != tp.partition:
+                    # Away from its id's partition: duplicates are only found within one
+                    # partition, so the event is counted where its id lives.
+                    self._reroute(record, event_id, home)
+                    rerouted += 1
+                    acc.skip(record.offset)
+                    continue
             if dedup.is_duplicate(event_id, record.offset, record.timestamp):
                 duplicates += 1
                 acc.skip(record.offset)
@@ -302,8 +304,8 @@ class PreAggregator:
         known = self._consumer.partitions_for_topic(self.settings.usage_topic)
         return len(known) if known else self.settings.partitions
 
-    def _reroute(self, record: Any, event_id: str) -> None:
-        """Send the event, unchanged, to its id's partition, keyed by its id.
+    def _reroute(self, record: Any, event_id: str, home: int) -> None:
+        """Send the event, unchanged, to its id's partition ``home``, keyed by its id.
 
         The send is acknowledged before this block's offsets are committed (like a
         dead letter), and a replay that sends it again is a duplicate there, dropped by id.
@@ -315,7 +317,7 @@ class PreAggregator:
                 self.settings.usage_topic,
                 value=record.value,
                 key=event_id.encode(),
-                partition=self._home(event_id),
+                partition=home,
                 timestamp_ms=record.timestamp,
                 headers=[*(record.headers or ()), ("rerouted-from", source.encode())],
             )
