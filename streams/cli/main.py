@@ -66,14 +66,15 @@ class _KafkaConnectFailures(logging.Filter):
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tokenboard`` console script."""
     args = build_parser().parse_args(argv)
-    failures = _KafkaConnectFailures()
-    for name in ("aiokafka", "aiokafka.conn"):  # the loggers that record it
-        logging.getLogger(name).addFilter(failures)
     try:
         settings = settings_from(args)
     except InvalidInput as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    failures = _KafkaConnectFailures()
+    # aiokafka's client logs its connection failures on the package's own logger.
+    kafka_log = logging.getLogger("aiokafka")
+    kafka_log.addFilter(failures)
     try:
         return int(args.command_entry.resolve()(args, settings))
     except KeyboardInterrupt:
@@ -84,6 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(line, file=sys.stderr)
         return 2
+    finally:
+        # main() runs many times in one test process: one filter per call would pile up.
+        kafka_log.removeFilter(failures)
 
 
 def unreachable_kafka(
