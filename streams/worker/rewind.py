@@ -20,6 +20,8 @@ import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from streams.worker.changelog_producer import AckedFlushProducer
+
 
 async def rewind_to_committed(
     consumer: AIOKafkaConsumer,
@@ -64,9 +66,12 @@ class RewindingConsumer(faust_aiokafka.Consumer):
 
 
 class RewindingTransport(faust_aiokafka.Transport):
-    """Faust's aiokafka transport with :class:`RewindingConsumer`."""
+    """Faust's aiokafka transport with :class:`RewindingConsumer`, and a producer whose flush
+    waits for every acknowledgement (:class:`AckedFlushProducer`), since Faust commits right
+    after that flush."""
 
     Consumer = RewindingConsumer
+    Producer = AckedFlushProducer
 
 
 class RewindingApp(faust.App):
