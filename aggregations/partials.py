@@ -72,6 +72,9 @@ class BlockAccumulator:
         self.block = block
         self.grace_ms = grace_ms
         self.watermark_ms = watermark_ms
+        #: The watermark never passes this (aggregations/clock.py): the shell sets it from
+        #: its wall clock before each batch; the default leaves event time unbounded.
+        self.watermark_cap_ms = 1 << 62
         self.end = -1
         self._fine: dict[FineKey, list[int]] = {}
         self._drained: dict[FineKey, list[int]] = {}
@@ -105,7 +108,8 @@ class BlockAccumulator:
         _, _, end_ms = self._days.lookup(ts_ms)
         late = self.watermark_ms >= end_ms + self.grace_ms
         if ts_ms > self.watermark_ms:
-            self.watermark_ms = ts_ms
+            cap = self.watermark_cap_ms
+            self.watermark_ms = ts_ms if ts_ms <= cap else max(self.watermark_ms, cap)
         key = (day_number, model, vendor, country)
         bucket = self._fine.get(key)
         if bucket is None:

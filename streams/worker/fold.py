@@ -18,6 +18,7 @@ from typing import Protocol
 
 import orjson
 
+from aggregations.clock import watermark_cap
 from aggregations.partials import PartialsRecord, decode_record, partition_for
 from aggregations.progress import progress_field
 from aggregations.totals import apply_partial, expired_keys
@@ -107,6 +108,9 @@ class Fold:
     def apply(self, record: PartialsRecord, partition: int) -> None:
         """Add the record's partials to ``weekly`` and then its watermark to ``progress``."""
         applied = replayed = 0
+        # Retention counts back from the newest event time, bounded by the clock (a skewed
+        # producer must not expire anyone's weeks early).
+        cap = watermark_cap(int(time.time() * 1000))
         for partial in record.partials:
             stored = self.weekly.get(partial.key)
             new = apply_partial(orjson.loads(stored) if stored else None, partial)
@@ -117,7 +121,7 @@ class Fold:
             # exact-size copy is what the table should hold (10x less memory).
             self.weekly[partial.key] = memoryview(orjson.dumps(new)).tobytes()
             self.changes.days.setdefault(partial.key, set()).update(partial.days)
-            self.newest_ts_ms = max(self.newest_ts_ms, partial.max_ts)
+            self.newest_ts_ms = max(self.newest_ts_ms, min(partial.max_ts, cap))
             applied += 1
         if record.watermark_ms is not None:
             # After the record's partials: whatever X holds of p up to this event time

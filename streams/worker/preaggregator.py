@@ -26,6 +26,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.partitioner import murmur2
 
 from aggregations.catalog import Catalog, ModelInfo
+from aggregations.clock import watermark_cap
 from aggregations.dedup import Deduplicator, pack_entries, unpack_entries
 from aggregations.events import DEFAULT_LIMITS, InvalidEvent, Limits, decode_fields
 from aggregations.partials import BlockAccumulator, block_of, flush_records
@@ -227,6 +228,7 @@ class PreAggregator:
         now_ms = int(time.time() * 1000)
         consumed = counted = duplicates = late = tokens = rerouted = 0
         acc = state.accumulator
+        acc.watermark_cap_ms = cap = watermark_cap(now_ms)
         dedup = state.dedup
         models = self._models
         limits = self.limits
@@ -237,6 +239,7 @@ class PreAggregator:
             if block != acc.block:
                 await self._finish_block(state, block)
                 acc = state.accumulator
+                acc.watermark_cap_ms = cap
             try:
                 event_id, ts_ms, model, prompt, completion, calls, vendor, country = decode(
                     record.value or b"",

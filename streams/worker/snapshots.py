@@ -14,6 +14,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from aggregations.clock import bounded_event_time
 from aggregations.totals import COUNT_FIELDS, TOKENS, TableValue, split_key
 from aggregations.weeks import week_start_ms
 from streams import metrics
@@ -86,6 +87,9 @@ class SnapshotWriter:
             await pipe.execute()
         if written:
             if watermark:
+                # Bounded by the clock: one event from a skewed clock must not move the
+                # current week for everyone (aggregations/clock.py).
+                watermark = bounded_event_time(watermark, int(time.time() * 1000))
                 await self._max_set(keys=[self.keys.watermark], args=[watermark])
             metrics.SNAPSHOT_KEYS.inc(written)
             self.last_write_s = time.time()
