@@ -30,6 +30,10 @@ PARTIALS_APPLIED = Counter("tokenboard_partials_applied_total", "Partial sums fo
 PARTIALS_REPLAYED = Counter(
     "tokenboard_partials_replayed_total", "Partial sums ignored because already applied"
 )
+PARTIALS_REPAIRED = Counter(
+    "tokenboard_partials_repaired_total",
+    "Partials records Faust dropped before the fold, read from the topic and folded",
+)
 CONSUMER_LAG = Gauge(
     "tokenboard_consumer_lag", "Usage events not yet read, per partition", ["partition"]
 )

@@ -25,6 +25,7 @@ from streams.topics import ensure_topics
 from streams.worker.catalog import load_catalog
 from streams.worker.faust_app import add_task, add_timer, new_faust_app
 from streams.worker.fold import ChangelogBuffer, Fold, PendingChanges
+from streams.worker.gap_guard import GapGuard
 from streams.worker.preaggregator import PreAggregator
 from streams.worker.ranking import RankerPublisher, RankJob
 from streams.worker.snapshot_job import SnapshotJob
@@ -32,6 +33,8 @@ from streams.worker.tables import WeeklyTable
 
 #: How often the leader ranks, in seconds.
 RANK_INTERVAL_S = 1.0
+#: How often the fold checks for partials records that never reached it (gap_guard.py).
+GAP_CHECK_INTERVAL_S = 2.0
 
 
 class Worker:
@@ -82,6 +85,7 @@ class Worker:
             ),
         )
         self.fold = Fold(settings, self.weekly, self.progress, self.changes, self._changelog_buffer)
+        self.gap_guard = GapGuard(self.app, settings, self.fold.fold)
         redis_client = connect(settings)
         self.snapshots = SnapshotJob(
             self.app,
@@ -121,13 +125,15 @@ class Worker:
     def _register(self) -> None:
         """Register the agent, timers, tasks and shutdown hook, in the order Faust starts
         them."""
-        fold = self.fold
+        guard = self.gap_guard
 
         async def fold_partials(stream: faust.StreamT[bytes]) -> None:
             async for event in stream.events():
-                await fold.fold(event.value, event.message.partition)
+                message = event.message
+                await guard.fold_in_order(event.value, message.tp, message.offset)
 
         self.app.agent(self.partials, name="fold")(fold_partials)
+        add_timer(self.app, GAP_CHECK_INTERVAL_S, guard.check_tails)
         add_timer(self.app, self.settings.snapshot_interval_ms / 1000, self.snapshots.tick)
         add_timer(self.app, RANK_INTERVAL_S, self.ranking.tick, on_leader=True)
         add_task(self.app, self._start_preaggregator)

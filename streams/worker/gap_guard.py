@@ -1,0 +1,140 @@
+"""Stage 2 folds every partials record, even one Faust dropped on its way to the agent.
+
+Faust can lose a record between the broker and an agent around a rebalance: when recovery
+completes it resumes the stream partitions, seeks them to their committed offsets and then
+resumes its flow control, which empties the agents' queues, so a record fetched in between
+is dropped. Its consumer then commits past it, because its commit check lets the first
+acknowledged offset be one above the committed one (``Consumer._new_offset``): the record is
+never folded (RELIABILITY.md, bug 18: 2 of 7,200 calls lost after a stalled worker resumed).
+
+The agent therefore checks, before folding, that each record follows the one folded before
+it on its partition (or the committed offset, first after a rebalance). When records are
+missing it reads them from the partials topic itself, folds them in order, and records them
+as handled in the consumer's own gap bookkeeping (``Consumer._add_gap``), so the commit moves
+on exactly as if Faust had delivered them. Folding is idempotent, so a record that does come
+later after all changes nothing. A missing tail (no record follows) is found by
+:meth:`GapGuard.check_tails` against the partition's high-water mark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import faust
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from streams import metrics
+from streams.settings import Settings
+
+log = logging.getLogger("tokenboard.worker")
+
+#: A partition whose high-water mark is ahead of the fold for this long without a record
+#: reaching the agent has lost its tail.
+TAIL_IDLE_S = 5.0
+
+FoldRecord = Callable[[bytes, int], Awaitable[None]]
+
+
+class GapGuard:
+    """Makes the fold agent see every offset of its partials partitions, in order."""
+
+    def __init__(self, app: faust.App, settings: Settings, fold: FoldRecord) -> None:
+        self.app = app
+        self.settings = settings
+        self.fold = fold
+        #: partials partition -> next offset the fold expects (this generation)
+        self._next: dict[int, int] = {}
+        self._last_seen: dict[int, float] = {}
+        self._generation: int | None = None
+        self._generation_started = time.monotonic()
+        #: the agent's fold and a repair never interleave: each source's records must be
+        #: folded in offset order.
+        self.lock = asyncio.Lock()
+
+    def _expected(self, tp: Any) -> int | None:
+        generation = self.app.consumer_generation_id
+        if generation != self._generation:
+            # A rebalance: positions restart at the committed offsets.
+            self._generation = generation
+            self._generation_started = time.monotonic()
+            self._next.clear()
+            self._last_seen.clear()
+        expected = self._next.get(tp.partition)
+        if expected is None:
+            consumer: Any = self.app.consumer
+            expected = consumer._committed_offset.get(tp)
+        return expected
+
+    async def fold_in_order(self, raw: bytes, tp: Any, offset: int) -> None:
+        """Fold the record at ``offset`` of ``tp``, after any records before it that never
+        reached the agent."""
+        async with self.lock:
+            expected = self._expected(tp)
+            if expected is not None and offset > expected:
+                await self._repair(tp, expected, offset)
+            await self.fold(raw, tp.partition)
+            self._next[tp.partition] = offset + 1
+            self._last_seen[tp.partition] = time.monotonic()
+
+    async def check_tails(self) -> None:
+        """Repair partitions whose last records never reached the agent (a timer's job)."""
+        consumer: Any = self.app.consumer
+        if consumer is None or self.app.rebalancing or self.app.in_recovery:
+            return
+        now = time.monotonic()
+        async with self.lock:
+            for tp in list(consumer.assignment()):
+                if tp.topic != self.settings.partials_topic:
+                    continue
+                expected = self._expected(tp)
+                highwater = consumer.highwater(tp)
+                seen = self._last_seen.get(tp.partition, self._generation_started)
+                if expected is None or highwater is None or highwater <= expected:
+                    continue
+                if now - seen < TAIL_IDLE_S:
+                    continue
+                await self._repair(tp, expected, highwater)
+                self._next[tp.partition] = highwater
+                self._last_seen[tp.partition] = now
+
+    async def _repair(self, tp: Any, start: int, stop: int) -> None:
+        """Fold records ``start`` .. ``stop - 1`` of ``tp`` read from the topic, and let the
+        consumer commit past them."""
+        log.warning(
+            "partials partition %d: offsets %d..%d never reached the fold; folding them from "
+            "the topic",
+            tp.partition, start, stop - 1,
+        )  # fmt: skip
+        records = await read_range(self.settings, tp.topic, tp.partition, start, stop)
+        for offset, value in records:
+            await self.fold(value, tp.partition)
+            self._next[tp.partition] = offset + 1
+        metrics.PARTIALS_REPAIRED.inc(len(records))
+        consumer: Any = self.app.consumer
+        await consumer._add_gap(tp, start, stop - 1)
+
+
+async def read_range(
+    settings: Settings, topic: str, partition: int, start: int, stop: int
+) -> list[tuple[int, bytes]]:
+    """(offset, value) of the records ``start`` .. ``stop - 1`` of one partition."""
+    reader = AIOKafkaConsumer(**settings.kafka_client_options(), enable_auto_commit=False)
+    await reader.start()
+    try:
+        tp = TopicPartition(topic, partition)
+        reader.assign([tp])
+        reader.seek(tp, start)
+        out: list[tuple[int, bytes]] = []
+        while await reader.position(tp) < stop:
+            batch = await reader.getmany(tp, timeout_ms=1000)
+            for record in batch.get(tp, []):
+                if record.offset >= stop:
+                    break
+                out.append((record.offset, record.value or b""))
+        return out
+    finally:
+        await reader.stop()
