@@ -51,3 +51,9 @@ INGEST_REJECTED = Counter(
 HTTP_REQUESTS = Counter(
     "tokenboard_http_requests_total", "HTTP requests served", ["service", "route", "status"]
 )
+OTLP_SPANS = Counter(
+    "tokenboard_otlp_spans_total",
+    "OpenTelemetry spans received, by way in (http, kafka) and outcome: accepted (a usage"
+    " event), rejected (GenAI usage with bad values, dead-lettered), skipped (no GenAI usage)",
+    ["source", "outcome"],
+)

@@ -71,6 +71,10 @@ class Settings:
     topic_prefix: str = "tokenboard"
     redis_prefix: str = "tb"
     app_id: str = "tokenboard"
+    # A topic of OTLP spans (the OpenTelemetry Collector's Kafka exporter, encoding
+    # otlp_proto) that every worker also reads; empty: none. Not a prefixed name: the
+    # Collector's topic is named by its own config (its default is "otlp_spans").
+    otlp_spans_topic: str = ""
 
     # Stream core
     partitions: int = 8

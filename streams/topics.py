@@ -25,6 +25,10 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     """The topics tokenboard creates (Faust creates its own changelog topics)."""
     p = settings.partitions
     dedup_ms = settings.dedup_horizon_seconds * 1000 + DAY_MS
+    spans = settings.otlp_spans_topic
+    # The Collector writes this one; made here when missing so that it gets P partitions,
+    # not the broker's default that a first producer or subscriber would auto-create it with.
+    optional = [TopicSpec(spans, p, {"retention.ms": str(7 * DAY_MS)})] if spans else []
     return [
         TopicSpec(settings.usage_topic, p, {"retention.ms": str(7 * DAY_MS)}),
         TopicSpec(settings.partials_topic, p, {"retention.ms": str(7 * DAY_MS)}),
@@ -34,6 +38,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.alerts_topic, p, {"retention.ms": str(30 * DAY_MS)}),
         # One ordered log, latest value per key: the ranker reads it whole when it starts.
         TopicSpec(settings.ranker_state_topic, 1, {"cleanup.policy": "compact"}),
+        *optional,
     ]
 
 

@@ -157,6 +157,19 @@ def _watch(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print each event as JSON")
 
 
+def _dead_letters(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--since",
+        help="only those dead-lettered since: a duration (90s, 15m, 2h, 7d) or a time "
+        "(2026-11-18T14:00:00Z); default: the whole topic",
+    )
+    p.add_argument("--reason", help="only this reason code, e.g. too_old or bad_json")
+    p.add_argument(
+        "--limit", type=at_least(1), default=50, help="the newest N (default 50), newest last"
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object per line")
+
+
 COMMANDS: tuple[Command, ...] = (
     Command("stack", "local Kafka + Redis without Docker", "streams.cli.admin:run_stack", _stack),
     Command(
@@ -192,5 +205,9 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "watch", "follow ranking changes and alerts live", "streams.cli.views:run_watch", _watch
+    ),
+    Command(
+        "dead-letters", "rejected events with reason, detail and source",
+        "streams.cli.views:run_dead_letters", _dead_letters,
     ),
 )  # fmt: skip

@@ -1,8 +1,10 @@
-"""``tokenboard top``, ``history`` and ``watch``: the leaderboard read from a terminal.
+"""``tokenboard top``, ``history``, ``watch`` and ``dead-letters``: read from a terminal.
 
 ``top`` and ``history`` print the dicts of :mod:`streams.store.queries` as fixed-width tables (or
 as JSON with ``--json``). ``watch`` follows the rankings and alerts topics with
-:class:`~streams.sdk.tail.EventTail`, which the HTTP API's event stream uses as well.
+:class:`~streams.sdk.tail.EventTail`, which the HTTP API's event stream uses as well, and
+``dead-letters`` reads the dead-letter topic with :mod:`streams.sdk.dead_letters`, as the API's
+``/v1/dead-letters`` does.
 """
 
 from __future__ import annotations
@@ -11,14 +13,22 @@ import argparse
 import asyncio
 import contextlib
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
 from redis.exceptions import RedisError
 
-from aggregations.describe import describe_event
+from aggregations.errors import InvalidInput
 from aggregations.report import format_pct, format_tokens, render_text
+from streams.sdk.dead_letters import (
+    DeadLetterPage,
+    check_reason,
+    format_time,
+    parse_since,
+    read_dead_letters,
+)
 from streams.sdk.tail import EventTail
 from streams.settings import Settings
 from streams.store import queries
@@ -103,9 +113,9 @@ def render_leaderboard(board: Mapping[str, Any]) -> str:
         if dimension == "model":
             names = [row["name"], row["vendor"], row["country"]]
         elif dimension == "country":
-            names = [row["member"], row["name"]]
+            names = [row["country"], row["name"]]
         else:
-            names = [row["member"]]
+            names = [row["vendor"]]
         rows.append(
             [
                 str(row["rank"]),
@@ -122,7 +132,7 @@ def render_leaderboard(board: Mapping[str, Any]) -> str:
 
 def render_history(series: Mapping[str, Any]) -> str:
     """A history dict from :func:`streams.store.queries.history` as a readable table."""
-    title = f"{series['name']} ({series['member']})"
+    title = f"{series['name']} ({series[series['dimension']]})"
     if series["dimension"] == "model":
         title += f" · {series['vendor']} · {series['country']}"
     known = {w["week"] for w in series["weeks"]}
@@ -187,10 +197,12 @@ async def _watch(settings: Settings, from_beginning: bool, limit: int, as_json: 
             )
             while not limit or shown < limit:
                 for event in await tail.next_batch():
+                    # What the API's live feed sends: the event, its display name and text.
+                    payload = await namer.payload(event)
                     if as_json:
-                        sys.stdout.write(orjson.dumps(event).decode() + "\n")
+                        sys.stdout.write(orjson.dumps(payload).decode() + "\n")
                     else:
-                        print(describe_event(event, await namer.name(event)))
+                        print(payload["text"])
                     sys.stdout.flush()
                     shown += 1
                     if limit and shown >= limit:
@@ -220,3 +232,52 @@ def run_report(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(render_text(report))
     return 0
+
+
+# dead-letters -------------------------------------------------------------------------------
+def run_dead_letters(args: argparse.Namespace, settings: Settings) -> int:
+    """CLI handler: the newest rejected events, with reason, detail and source."""
+    try:
+        since_ms = parse_since(args.since, time.time_ns() // 1_000_000) if args.since else None
+        reason = check_reason(args.reason)
+    except InvalidInput as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    page = asyncio.run(
+        read_dead_letters(settings, since_ms=since_ms, reason=reason, limit=args.limit)
+    )
+    if args.json:
+        for letter in page.letters:
+            sys.stdout.write(orjson.dumps(letter.as_dict()).decode() + "\n")
+    else:
+        print(render_dead_letters(page))
+    if not page.complete:
+        print("warning: stopped reading before the topic's end; narrow --since", file=sys.stderr)
+    return 0
+
+
+def render_dead_letters(page: DeadLetterPage, detail_width: int = 72) -> str:
+    """The dead letters of ``page`` as a table, newest last."""
+    shown = len(page.letters)
+    head = f"{page.topic} · {shown} of {page.matched} dead letters, newest last"
+    if page.duplicates:
+        repeated = "copy" if page.duplicates == 1 else "copies"
+        head += f" · {page.duplicates} repeated {repeated} left out"
+    if not shown:
+        return head
+    rows = [
+        [
+            format_time(letter.timestamp_ms)[:19] + "Z",
+            letter.reason,
+            letter.source,
+            _cut(letter.detail, detail_width),
+            letter.excerpt(),
+        ]
+        for letter in page.letters
+    ]
+    return head + "\n\n" + table(["time", "reason", "source", "detail", "value"], rows, set())
+
+
+def _cut(text: str, width: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"

@@ -31,12 +31,12 @@ from aiohttp.typedefs import Handler
 from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
 
-from aggregations.describe import describe_event
 from aggregations.errors import InvalidInput, NotFound
 from aggregations.weeks import day_id
 from streams.http import schemas
 from streams.http.openapi_read import openapi_document
 from streams.http.web import health_routes, internal_error_id, request_counter
+from streams.sdk import dead_letters
 from streams.sdk.tail import EventTail
 from streams.settings import Settings
 from streams.store import queries
@@ -53,6 +53,7 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 READ_METHODS = frozenset({"GET", "HEAD"})
 MAX_ROWS = 100
 MAX_BACKLOG = 500
+MAX_DEAD_LETTERS = 1000
 # A stream writes at least this often so that a vanished client is noticed and proxies
 # do not time the connection out.
 KEEPALIVE_S = 10.0
@@ -101,6 +102,7 @@ def build_api_app(settings: Settings) -> web.Application:
             web.get("/v1/week-to-date/{dimension}", _week_to_date),
             web.get("/v1/overview", _overview),
             web.get("/v1/countries/shares", _shares),
+            web.get("/v1/dead-letters", _dead_letters),
             web.get("/v1/events/stream", _events_stream),
             web.get("/openapi.json", _openapi),
             web.get("/", _dashboard),
@@ -274,6 +276,19 @@ async def _shares(request: web.Request) -> web.Response:
     return _json(shares, schemas.CountryShares)
 
 
+async def _dead_letters(request: web.Request) -> web.Response:
+    """The newest rejected events (streams.sdk.dead_letters reads the topic, each source once)."""
+    since = request.query.get("since") or None
+    since_ms = dead_letters.parse_since(since, time.time_ns() // 1_000_000) if since else None
+    reason = dead_letters.check_reason(request.query.get("reason") or None)
+    limit = _int_param(request, "limit", dead_letters.DEFAULT_LIMIT, 1, MAX_DEAD_LETTERS)
+    page = await dead_letters.read_dead_letters(
+        request.app[SETTINGS], since_ms=since_ms, reason=reason, limit=limit
+    )
+    body = page.as_dict(since_ms=since_ms, reason=reason, limit=limit)
+    return _json(body, schemas.DeadLetters)
+
+
 async def _openapi(request: web.Request) -> web.Response:
     return web.Response(body=request.app[OPENAPI], content_type="application/json", charset="utf-8")
 
@@ -295,8 +310,9 @@ async def _events_stream(request: web.Request) -> web.StreamResponse:
     """Server-Sent Events: one ``data: <json>`` message per ranking change or alert.
 
     The first message is ``event: ready``: from then on every published event reaches this
-    client. Each payload is the event as published plus ``name`` (display name of the
-    member) and ``text`` (the line ``tokenboard watch`` prints).
+    client. Each payload is the event as published plus ``name`` (the display name of its
+    ``member`` or alert ``subject``, which keep the id) and ``text`` (the line ``tokenboard
+    watch`` prints): :meth:`streams.store.names.EventNamer.payload`.
     """
     app = request.app
     backlog = _int_param(request, "backlog", 0, 0, MAX_BACKLOG)
@@ -320,8 +336,7 @@ async def _events_stream(request: web.Request) -> web.StreamResponse:
             if transport is None or transport.is_closing():
                 break
             for event in await tail.next_batch(timeout_ms=1000):
-                name = await namer.name(event)
-                payload = {**event, "name": name, "text": describe_event(event, name)}
+                payload = await namer.payload(event)
                 await response.write(b"data: " + orjson.dumps(payload) + b"\n\n")
                 written = time.monotonic()
             if time.monotonic() - written > KEEPALIVE_S:

@@ -2,7 +2,9 @@
 
 ``POST /v1/events`` takes one event, a JSON array or NDJSON, validates every event on its own
 (:func:`aggregations.events.decode_batch`) and answers per event. An event is reported
-accepted only after Kafka acknowledged it. When Kafka cannot be reached the whole request
+accepted only after Kafka acknowledged it. An event older than the retention before the
+pipeline's event time, which the workers write to Redis, is refused as ``too_old`` here
+already (:meth:`IngestGateway.watermark_ms`). When Kafka cannot be reached the whole request
 gets 503 with ``Retry-After`` and no event is reported accepted; retrying it is safe because
 events that reached Kafka anyway carry the same ``event_id`` and the pre-aggregator drops
 duplicates.
@@ -22,18 +24,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
+import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.typedefs import Handler
 from aiokafka.errors import KafkaError
 from msgspec import Struct
+from redis.exceptions import RedisError
 
 from aggregations.events import InvalidEvent, Limits, UsageEvent, decode_batch, encode_event
 from streams import metrics
 from streams.http import ingest_schemas as schemas
 from streams.http.openapi_ingest import ingest_openapi
+from streams.http.otlp import otlp_routes
 from streams.http.web import health_routes, internal_error_id, request_counter
 from streams.sdk.producer import UsageProducer
 from streams.settings import Settings
+from streams.store.client import connect
+from streams.store.keys import RedisKeys
 from streams.topics import ensure_topics
 
 __all__ = ["DEFAULT_RATE_LIMIT", "RateLimit", "RateLimiter", "build_ingest_app", "run_ingest"]
@@ -48,6 +55,11 @@ SEND_TIMEOUT_S = 10.0
 UNAVAILABLE_RETRY_AFTER_S = 5
 CONNECT_BACKOFF_FIRST_S = 0.5
 CONNECT_BACKOFF_MAX_S = 10.0
+#: The pipeline's event-time watermark (for ``too_old``) is read from Redis at most this often,
+#: and a read that takes longer than the timeout is given up: the workers decide then.
+WATERMARK_CACHE_S = 1.0
+WATERMARK_TIMEOUT_S = 0.25
+WEEK_MS = 7 * 86_400_000
 
 JSON_TYPES = frozenset(
     {"application/json", "application/cloudevents+json", "application/cloudevents-batch+json"}
@@ -164,7 +176,15 @@ class IngestGateway:
     ) -> None:
         self.settings = settings
         self._producer = producer
-        self.limits = Limits(max_event_bytes=settings.max_event_bytes)
+        self.limits = Limits(
+            max_event_bytes=settings.max_event_bytes,
+            retention_ms=settings.retention_weeks * WEEK_MS,
+        )
+        self._redis: aioredis.Redis | None = None
+        self._watermark_key = RedisKeys(settings.redis_prefix).watermark
+        self._watermark: int | None = None
+        self._watermark_read_at = -math.inf
+        self._redis_failing = False
         self.send_timeout_s = send_timeout_s
         # Digests, not keys: comparing equal-length digests leaks neither content nor length.
         self._key_digests = [hashlib.sha256(k.encode()).digest() for k in settings.api_key_set]
@@ -185,6 +205,7 @@ class IngestGateway:
         if self._producer is None:
             # aiokafka clients bind to the running loop, so the default one is made here.
             self._producer = UsageProducer(self.settings)
+        self._redis = connect(self.settings)  # connects on first use
         self._connector = asyncio.create_task(self._connect())
 
     async def on_cleanup(self, app: web.Application) -> None:
@@ -195,6 +216,8 @@ class IngestGateway:
         self.connected = False
         if self._producer is not None:
             await self._producer.stop()
+        if self._redis is not None:
+            await self._redis.aclose()
 
     async def _connect(self) -> None:
         delay = CONNECT_BACKOFF_FIRST_S
@@ -250,27 +273,34 @@ class IngestGateway:
         body = schemas.Error(error="kafka_unavailable", detail=detail, accepted=0)
         return _json(503, body, {"Retry-After": str(UNAVAILABLE_RETRY_AFTER_S)})
 
-    # Handlers ---------------------------------------------------------------------------
-    async def post_events(self, request: web.Request) -> web.Response:
-        """``POST /v1/events``."""
+    def refuse(
+        self, request: web.Request
+    ) -> tuple[int, schemas.ErrorCode, str, dict[str, str]] | None:
+        """(status, error, detail, headers) of a client that may not send now: 429 when it
+        is over its rate, 401 without a valid key; None when it may. Shared by every route
+        that takes events (``/v1/events``, the OTLP receiver's ``/v1/traces``)."""
         client, authorized = self._identify(request)
         if self._limiter is not None:
             # Before the key check, so guessing keys is rate limited too.
             wait = self._limiter.acquire(client)
             if wait > 0:
-                return _error(
-                    429,
-                    "rate_limited",
-                    "too many requests from this client",
-                    {"Retry-After": str(max(1, math.ceil(wait)))},
-                )
+                retry = {"Retry-After": str(max(1, math.ceil(wait)))}
+                return 429, "rate_limited", "too many requests from this client", retry
         if not authorized:
-            return _error(
+            return (
                 401,
                 "unauthorized",
                 "send an API key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
                 {"WWW-Authenticate": 'Bearer realm="tokenboard"'},
             )
+        return None
+
+    # Handlers ---------------------------------------------------------------------------
+    async def post_events(self, request: web.Request) -> web.Response:
+        """``POST /v1/events``."""
+        refusal = self.refuse(request)
+        if refusal is not None:
+            return _error(*refusal)
         if request.content_type not in JSON_TYPES | NDJSON_TYPES:
             return _error(
                 415,
@@ -287,7 +317,12 @@ class IngestGateway:
             # A chunked body without Content-Length that grew past client_max_size.
             return self._too_large(None)
 
-        results = decode_batch(body, now_ms=time.time_ns() // 1_000_000, limits=self.limits)
+        results = decode_batch(
+            body,
+            now_ms=time.time_ns() // 1_000_000,
+            watermark_ms=await self.watermark_ms(),
+            limits=self.limits,
+        )
         events = [r for r in results if isinstance(r, UsageEvent)]
         if events:
             if not self.connected:
@@ -313,6 +348,28 @@ class IngestGateway:
                 results=[_result(i, item) for i, item in enumerate(results)],
             ),
         )
+
+    async def watermark_ms(self) -> int | None:
+        """The pipeline's event-time watermark as the workers last wrote it to Redis, read at
+        most once per :data:`WATERMARK_CACHE_S`; None while unknown or Redis is unreachable
+        (then nothing is refused as ``too_old`` here and the workers still decide)."""
+        now = time.monotonic()
+        if self._redis is None or now - self._watermark_read_at < WATERMARK_CACHE_S:
+            return self._watermark
+        self._watermark_read_at = now  # concurrent requests keep the previous value meanwhile
+        try:
+            raw = await asyncio.wait_for(self._redis.get(self._watermark_key), WATERMARK_TIMEOUT_S)
+        except (RedisError, OSError, TimeoutError) as exc:
+            if not self._redis_failing:
+                log.warning("Redis unreachable (%r): too-old events are left to the workers", exc)
+            self._redis_failing = True
+            self._watermark = None
+            return None
+        if self._redis_failing:
+            log.info("Redis answers again: too-old events are refused here again")
+        self._redis_failing = False
+        self._watermark = int(float(raw)) if raw else None
+        return self._watermark
 
     async def _send(self, events: list[UsageEvent]) -> None:
         """Queue every event, then wait for all acknowledgements; raises the first failure."""
@@ -346,6 +403,7 @@ def build_ingest_app(
     app.add_routes(
         [
             web.post("/v1/events", gateway.post_events),
+            *otlp_routes(gateway),
             web.get("/openapi.json", openapi),
             *health_routes(lambda: gateway.connected, SERVICE),
         ]

@@ -76,8 +76,60 @@ def _probe(description: str) -> dict[str, Any]:
     return {"get": {"summary": description, "responses": {"200": {"description": "OK"}}}}
 
 
+def _otlp_body(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {
+            "application/x-protobuf": {"schema": {"type": "string", "format": "binary"}},
+            "application/json": {"schema": {"type": "object"}},
+        },
+    }
+
+
+def _traces_operation(settings: Settings) -> dict[str, Any]:
+    """``POST /v1/traces``, the OTLP/HTTP trace receiver (``streams/http/otlp.py``)."""
+    status = "A google.rpc.Status in the request's encoding."
+    return {
+        "summary": "Send OpenTelemetry spans (OTLP/HTTP)",
+        "description": (
+            "An OTLP ExportTraceServiceRequest, protobuf or OTLP/JSON, gzip or not, as an "
+            "OpenTelemetry exporter sends it. Each span with GenAI usage (gen_ai.usage.* "
+            "token counts) becomes a usage event with the id otel-<trace id>-<span id>; "
+            "other spans are skipped. GenAI spans with bad values are rejected with the "
+            "event reason codes, dead-lettered and counted in partial_success. Bodies above "
+            f"{settings.max_request_bytes} bytes (after gzip) get 413."
+        ),
+        "operationId": "exportTraces",
+        "security": [{}, {"bearerAuth": []}, {"apiKeyHeader": []}],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/x-protobuf": {"schema": {"type": "string", "format": "binary"}},
+                "application/json": {"schema": {"type": "object"}},
+            },
+        },
+        "responses": {
+            "200": _otlp_body(
+                "ExportTraceServiceResponse, with partial_success when spans were rejected;"
+                " sent once Kafka acknowledged every event."
+            ),
+            "400": _otlp_body(f"Not an ExportTraceServiceRequest. {status}"),
+            "401": _otlp_body(f"API keys are configured and none was given. {status}"),
+            "413": _otlp_body(f"The body is larger than the gateway's limit. {status}"),
+            "415": _otlp_body(f"Content-Type is neither protobuf nor JSON. {status}"),
+            "429": {**_otlp_body(f"Too many requests. {status}"), "headers": _RETRY_AFTER},
+            "503": {
+                **_otlp_body(f"Kafka is unreachable; no span was accepted. {status}"),
+                "headers": _RETRY_AFTER,
+            },
+            "500": INTERNAL_ERROR,
+        },
+    }
+
+
 def ingest_openapi(settings: Settings) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of ``POST /v1/events`` and the probe routes."""
+    """The OpenAPI 3.1 document of ``POST /v1/events``, ``POST /v1/traces`` and the probe
+    routes."""
     one_event = {"oneOf": [_ref("UsageEvent"), _ref("CloudEvent")]}
     json_body = {"oneOf": [one_event, {"type": "array", "items": one_event}]}
     example = {
@@ -136,6 +188,7 @@ def ingest_openapi(settings: Settings) -> dict[str, Any]:
         },
         "paths": {
             "/v1/events": {"post": events_op},
+            "/v1/traces": {"post": _traces_operation(settings)},
             "/healthz": _probe("Liveness: the process is up."),
             "/readyz": {
                 "get": {

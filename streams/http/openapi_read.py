@@ -161,6 +161,21 @@ def _paths() -> dict[str, Any]:
             [_int_query("weeks", 1, 520, None, "only the most recent weeks (default: all)")],
             (400, 503),
         ),
+        "/v1/dead-letters": _get(
+            "Events the workers rejected, with reason, detail and source (newest last)",
+            "DeadLetters",
+            [
+                _query(
+                    "since",
+                    {"type": "string", "minLength": 1},
+                    "only those dead-lettered since: a duration (90s, 15m, 2h, 7d) or a time"
+                    " (2026-11-18T14:00:00Z); default: the whole topic",
+                ),
+                _query("reason", {"type": "string"}, "only this reason code, e.g. too_old"),
+                _int_query("limit", 1, 1000, 50, "the newest this many"),
+            ],
+            (400, 503),
+        ),
         "/v1/events/stream": {
             "get": {
                 "summary": "Live ranking changes and alerts (Server-Sent Events)",

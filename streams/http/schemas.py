@@ -8,8 +8,9 @@ generates its ``components/schemas`` from the same classes
 Structs built by the API are closed (``forbid_unknown_fields``): a key added to a query's
 result without being declared here makes the conversion fail, which the API answers with a
 500, and the generated schema says ``additionalProperties: false``. Fields that only some
-rows have (``vendor`` and ``country`` of models) default to :data:`msgspec.UNSET` and are
-then left out of the JSON, as the queries leave them out of the dicts.
+rows have (the member's key, which is named after its dimension, and ``vendor`` and ``country``
+of models) default to :data:`msgspec.UNSET` and are then left out of the JSON, as the queries
+leave them out of the dicts.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from aggregations.events import RejectReason
 from aggregations.rankings import ChangeKind, Phase
 from aggregations.totals import RankedDimension
 
@@ -26,6 +28,8 @@ __all__ = [
     "RESPONSE_TYPES",
     "Alert",
     "CountryShares",
+    "DeadLetter",
+    "DeadLetters",
     "Error",
     "Health",
     "History",
@@ -48,7 +52,10 @@ Rank = Annotated[int, Meta(ge=1)]
 Week = Annotated[str, Meta(pattern=WEEK_PATTERN)]
 Day = Annotated[str, Meta(pattern=DAY_PATTERN)]
 Dimension = RankedDimension
-Label = str | UnsetType
+#: A member is named after its dimension (as in the weekly report): one of these per body.
+ModelId = Annotated[str, Meta(description="the model id (model boards and histories)")] | UnsetType
+CountryCode = Annotated[str, Meta(description="ISO 3166-1 alpha-2 code; a model's country")]
+VendorName = Annotated[str, Meta(description="the vendor; a model's vendor")]
 
 
 class Body(Struct, forbid_unknown_fields=True):
@@ -80,13 +87,15 @@ class Health(Body):
 
 # Leaderboards ----------------------------------------------------------------------------
 class RankedMember(Body, kw_only=True):
-    """What every row of a board has; ``vendor`` and ``country`` only for models."""
+    """What every row of a board has: the member under its dimension's name (``model``,
+    ``country`` or ``vendor``) and its display ``name``; model rows also have the model's
+    ``vendor`` and ``country``."""
 
     rank: Rank
-    member: str
+    model: ModelId = UNSET
     name: str
-    vendor: Label = UNSET
-    country: Label = UNSET
+    vendor: VendorName | UnsetType = UNSET
+    country: CountryCode | UnsetType = UNSET
     tokens: Count
     share_pct: float | None
 
@@ -94,8 +103,8 @@ class RankedMember(Body, kw_only=True):
 class LeaderboardRow(RankedMember, kw_only=True):
     """One ranked member of a week, with its counts and its move since the week before."""
 
-    prompt: Count
-    completion: Count
+    prompt_tokens: Count
+    completion_tokens: Count
     calls: Count
     prev_tokens: int | None
     prev_rank: int | None
@@ -145,13 +154,13 @@ class HistoryWeek(Body):
 
 
 class History(Body, kw_only=True):
-    """Weekly series of one member, oldest week first."""
+    """Weekly series of one member (named after its dimension, as board rows), oldest first."""
 
     dimension: Dimension
-    member: str
+    model: ModelId = UNSET
     name: str
-    vendor: Label = UNSET
-    country: Label = UNSET
+    vendor: VendorName | UnsetType = UNSET
+    country: CountryCode | UnsetType = UNSET
     weeks: list[HistoryWeek]
 
 
@@ -176,11 +185,14 @@ class Overview(Body):
     total: Total | None
 
 
-class WeekToDate(Body):
-    """Week-to-date tokens against last week up to the same weekday."""
+class WeekToDate(Body, kw_only=True):
+    """Week-to-date tokens against last week up to the same weekday; the member is named
+    after its dimension (none for ``total``)."""
 
     dimension: Literal["model", "country", "vendor", "total"]
-    member: str
+    model: ModelId = UNSET
+    country: CountryCode | UnsetType = UNSET
+    vendor: VendorName | UnsetType = UNSET
     week: Week
     day: Day
     tokens: Count
@@ -267,7 +279,40 @@ class Report(Body):
     entered: list[EnteredModel]
 
 
+# Dead letters (streams.sdk.dead_letters) -----------------------------------------------------
+class DeadLetter(Body):
+    """One event a worker rejected, as it sits on the dead-letter topic."""
+
+    time: Annotated[str, Meta(description="when it was dead-lettered (UTC, RFC 3339)")]
+    timestamp_ms: Count
+    reason: Annotated[str, Meta(description="the reason code (RejectReason), from the header")]
+    detail: str
+    source: Annotated[
+        str, Meta(description="topic/partition/offset of the rejected record (unique)")
+    ]
+    key: str | None
+    value: Annotated[str, Meta(description="the rejected bytes as text, at most 1024 characters")]
+    value_bytes: Count
+
+
+class DeadLetters(Body):
+    """The newest ``limit`` dead letters matching the filters, oldest first, each source once."""
+
+    topic: str
+    since: str | None
+    reason: RejectReason | None
+    limit: Rank
+    matched: Annotated[Count, Meta(description="matching dead letters, each source once")]
+    duplicates: Annotated[Count, Meta(description="repeated copies of a source, left out")]
+    complete: Annotated[bool, Meta(description="false when reading stopped at a timeout")]
+    dead_letters: list[DeadLetter]
+
+
 # Live events (Server-Sent Events payloads; documented, not converted) ---------------------
+_NAME = "added by the stream: the display name of the member or subject (which keep the id)"
+_TEXT = "added by the stream: the line `tokenboard watch` prints"
+
+
 class RankingChange(Struct, kw_only=True):
     """Published to the rankings topic (aggregations.rankings)."""
 
@@ -281,8 +326,8 @@ class RankingChange(Struct, kw_only=True):
     old_rank: int | UnsetType | None = UNSET
     new_rank: int | UnsetType | None = UNSET
     tokens: Count | UnsetType = UNSET
-    name: Annotated[str, Meta(description="added by the stream")] | UnsetType = UNSET
-    text: Annotated[str, Meta(description="added by the stream")] | UnsetType = UNSET
+    name: Annotated[str, Meta(description=_NAME)] | UnsetType = UNSET
+    text: Annotated[str, Meta(description=_TEXT)] | UnsetType = UNSET
 
 
 class Alert(Struct, kw_only=True):
@@ -292,10 +337,10 @@ class Alert(Struct, kw_only=True):
     type: Literal["alert"]
     kind: str
     week: Week
-    subject: str
+    subject: Annotated[str, Meta(description="what it is about: a model id, a country code...")]
     message: str
-    name: str | UnsetType = UNSET
-    text: str | UnsetType = UNSET
+    name: Annotated[str, Meta(description=_NAME)] | UnsetType = UNSET
+    text: Annotated[str, Meta(description=_TEXT)] | UnsetType = UNSET
 
 
 #: Every type the read API answers with, in the order the document lists them.
@@ -310,6 +355,7 @@ RESPONSE_TYPES: tuple[type[Struct], ...] = (
     WeekToDate,
     CountryShares,
     Report,
+    DeadLetters,
     RankingChange,
     Alert,
 )

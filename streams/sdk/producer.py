@@ -91,6 +91,21 @@ class UsageProducer:
         )
         return future
 
+    async def send_record(
+        self,
+        topic: str,
+        value: bytes,
+        *,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> asyncio.Future[Any]:
+        """Queue a record for another topic through the same connection (the gateway's dead
+        letters); the future resolves when Kafka acknowledged it."""
+        future: asyncio.Future[Any] = await self._producer.send(
+            topic, value=value, key=key, headers=headers
+        )
+        return future
+
     async def send_and_wait(self, event: UsageEvent) -> None:
         """Send one event and wait for Kafka's acknowledgement."""
         await self.acknowledged([await self.send(event)])

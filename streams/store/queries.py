@@ -5,6 +5,10 @@ is the number the API and the dashboard show. Nothing here writes to Redis: even
 board, which Redis could compute with ZUNIONSTORE, is summed in Python because that command
 needs a destination key.
 
+Every member is named after its dimension, as in the weekly report: ``model`` (the id),
+``country`` (the ISO code) or ``vendor``, next to its display ``name``; counts are ``tokens``,
+``prompt_tokens``, ``completion_tokens`` and ``calls``, as in the usage event.
+
 Ranks, previous ranks and week-over-week figures are computed from the weekly sorted sets with
 the pure ranking rules rather than read from the rank fields the ranker writes: the sorted
 sets are what the snapshot writers update first, so the figures never lag the tokens shown.
@@ -19,14 +23,20 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from aggregations.catalog import UNKNOWN_COUNTRY, UNKNOWN_VENDOR
-from aggregations.errors import InvalidInput, NotFound
+from aggregations.errors import InvalidInput
 from aggregations.growth import growth_streak, wow_pct
 from aggregations.rankings import Ranked, rank, rank_of
 from aggregations.report import COUNTRY_NAMES, rank_move
 from aggregations.totals import RANKED_DIMENSIONS, RankedDimension
 from aggregations.weeks import day_id, parse_day, parse_week, previous_week
 from streams.store.keys import RedisKeys
-from streams.store.state import WeekNotFound, read_state, resolve_week
+from streams.store.state import (
+    MemberNotFound,
+    WeekNotFound,
+    match_member,
+    read_state,
+    resolve_week,
+)
 
 __all__ = [
     "DIMENSIONS",
@@ -42,10 +52,6 @@ __all__ = [
 Dimension = RankedDimension
 DIMENSIONS = RANKED_DIMENSIONS
 MAX_ROLLING_DAYS = 31
-
-
-class MemberNotFound(NotFound):
-    """The requested model, country or vendor has no data in any retained week."""
 
 
 def check_dimension(dimension: str) -> Dimension:
@@ -91,11 +97,10 @@ async def leaderboard(
         rows.append(
             {
                 "rank": row.rank,
-                "member": row.member,
                 **_labels(dim, row.member, detail),
                 "tokens": row.tokens,
-                "prompt": _int(detail.get("prompt")),
-                "completion": _int(detail.get("completion")),
+                "prompt_tokens": _int(detail.get("prompt")),
+                "completion_tokens": _int(detail.get("completion")),
                 "calls": _int(detail.get("calls")),
                 "share_pct": _share(row.tokens, total_tokens),
                 "prev_tokens": old,
@@ -123,6 +128,7 @@ async def history(
 
     Weeks in which the member had no traffic are kept with ``tokens`` 0 and ``rank`` null so
     that a chart shows the gap; raises MemberNotFound when it has no traffic in any week.
+    Vendors are found whatever their case (``openai`` is ``OpenAI``), as countries are.
     """
     dim = check_dimension(dimension)
     state = await read_state(client, keys)
@@ -131,11 +137,13 @@ async def history(
         pipe.zrange(keys.leaderboard(dim, week), 0, -1, withscores=True)
         pipe.hget(keys.total(week), "tokens")
     results = await pipe.execute()
+    boards = [_scores(results[2 * i]) for i in range(len(state.weeks))]
+    member = match_member(dim, member, (m for board in boards for m in board))
     series = []
     tokens_by_week: dict[str, int] = {}
     latest_with_data: str | None = None
     for i, week in enumerate(state.weeks):
-        ranking = rank(_scores(results[2 * i]))
+        ranking = rank(boards[i])
         mine = next((r for r in ranking if r.member == member), None)
         tokens = mine.tokens if mine else 0
         tokens_by_week[week] = tokens
@@ -156,12 +164,7 @@ async def history(
     if latest_with_data is None:
         raise MemberNotFound(f"no {dim} {member!r} in any week with data")
     detail = (await _member_details(client, keys, dim, latest_with_data, [member]))[member]
-    return {
-        "dimension": dim,
-        "member": member,
-        **_labels(dim, member, detail),
-        "weeks": series,
-    }
+    return {"dimension": dim, **_labels(dim, member, detail), "weeks": series}
 
 
 async def rolling_leaderboard(
@@ -210,7 +213,6 @@ async def rolling_leaderboard(
         "rows": [
             {
                 "rank": r.rank,
-                "member": r.member,
                 **labels[r.member],
                 "tokens": r.tokens,
                 "share_pct": _share(r.tokens, total),
@@ -325,16 +327,19 @@ async def _latest_labels(
 
 
 def _labels(dimension: str, member: str, detail: Mapping[str, str]) -> dict[str, str]:
-    """Display fields: ``name`` for every dimension, ``vendor`` and ``country`` for models."""
+    """The member under its dimension's name (``model``, ``country`` or ``vendor``, as in the
+    weekly report) and its display ``name``; models also carry their ``vendor`` and
+    ``country``."""
     if dimension == "model":
         return {
+            "model": member,
             "name": detail.get("name") or member,
             "vendor": detail.get("vendor") or UNKNOWN_VENDOR,
             "country": detail.get("country") or UNKNOWN_COUNTRY,
         }
     if dimension == "country":
-        return {"name": COUNTRY_NAMES.get(member, member)}
-    return {"name": member}
+        return {"country": member, "name": COUNTRY_NAMES.get(member, member)}
+    return {"vendor": member, "name": member}
 
 
 def _scores(rows: Sequence[tuple[str, float]]) -> dict[str, int]:

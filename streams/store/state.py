@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -32,6 +32,10 @@ class PipelineState:
 
 class WeekNotFound(NotFound):
     """The requested week has no data in Redis."""
+
+
+class MemberNotFound(NotFound):
+    """The requested model, country or vendor has no data in any retained week."""
 
 
 async def read_state(client: aioredis.Redis, keys: RedisKeys) -> PipelineState:
@@ -149,16 +153,44 @@ async def daily_tokens(
     return {day: int(score) for day, score in zip(days, scores, strict=True) if score is not None}
 
 
+def match_member(dimension: str, member: str, known: Iterable[str]) -> str:
+    """How ``member`` is spelled among the ``known`` members of ``dimension``.
+
+    Vendors are found whatever their case (``openai`` finds ``OpenAI``; the exact spelling
+    wins when both exist); model ids are exact and country codes are upper-cased by the
+    callers. ``member`` comes back unchanged when nothing matches; two spellings that differ
+    only in case and neither exact raise :class:`MemberNotFound` naming both.
+    """
+    if dimension != "vendor":
+        return member
+    names = set(known)
+    if member in names:
+        return member
+    matches = sorted(name for name in names if name.casefold() == member.casefold())
+    if len(matches) > 1:
+        spellings = " or ".join(map(repr, matches))
+        raise MemberNotFound(f"no vendor {member!r}: did you mean {spellings}?")
+    return matches[0] if matches else member
+
+
 async def week_to_date_tokens(
     client: aioredis.Redis, keys: RedisKeys, dimension: str, member: str, day: str
 ) -> dict[str, object]:
-    """Week-to-date tokens up to ``day`` against last week up to the same weekday."""
+    """Week-to-date tokens up to ``day`` against last week up to the same weekday; the member
+    is named after its dimension (none for ``total``)."""
     this_week = week_of_day(day)
-    days = days_of_week(previous_week(this_week)) + days_of_week(this_week)
+    weeks = (previous_week(this_week), this_week)
+    if dimension == "vendor":
+        pipe = client.pipeline(transaction=False)
+        for week in weeks:
+            pipe.zrange(keys.leaderboard(dimension, week), 0, -1)
+        known = [name for names in await pipe.execute() for name in names]
+        member = match_member(dimension, member, known)
+    days = days_of_week(weeks[0]) + days_of_week(weeks[1])
     this, last = week_to_date(await daily_tokens(client, keys, dimension, member, days), day)
     return {
         "dimension": dimension,
-        "member": member,
+        **({dimension: member} if dimension != "total" else {}),
         "week": this_week,
         "day": day,
         "tokens": this,

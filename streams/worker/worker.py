@@ -29,6 +29,7 @@ from streams.worker.gap_guard import GapGuard
 from streams.worker.preaggregator import PreAggregator
 from streams.worker.ranking import RankerPublisher, RankJob
 from streams.worker.snapshot_job import SnapshotJob
+from streams.worker.span_bridge import SpanBridge
 from streams.worker.tables import WeeklyTable
 
 #: How often the leader ranks, in seconds.
@@ -44,6 +45,8 @@ class Worker:
         self.settings = settings
         self.app = new_faust_app(settings)
         self.pre = PreAggregator(settings, load_catalog(settings.catalog_path or None))
+        #: OTLP spans from a Collector's Kafka topic to the usage topic (None: not configured)
+        self.span_bridge = SpanBridge.for_settings(settings, self.pre.catalog)
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}"
         #: the bound socket of /healthz, /readyz and /metrics (None: not served)
         self.health = health
@@ -138,6 +141,8 @@ class Worker:
         add_timer(self.app, RANK_INTERVAL_S, self.ranking.tick, on_leader=True)
         add_task(self.app, self._start_preaggregator)
         add_task(self.app, self._start_health)
+        if self.span_bridge is not None:
+            add_task(self.app, self.span_bridge.run)
         # A cast, not a check: mypy accepts no function for mode's handler type (a named
         # argument next to **kwargs), the signature below is the one mode calls.
         self.app.on_before_shutdown.connect(cast("SignalHandlerT[Any]", self._stop))
@@ -157,6 +162,8 @@ class Worker:
     ) -> None:
         """Stop the pre-aggregator and the ranker's clients before Faust shuts down."""
         self.pre.stop()
+        if self.span_bridge is not None:
+            self.span_bridge.stop()
         await self.publisher.stop()
         await self.state_log.stop()
 

@@ -47,6 +47,8 @@ from aggregations.events import (
 )
 from streams.sdk.producer import UsageProducer
 from streams.settings import Settings
+from streams.store.client import connect
+from streams.store.keys import RedisKeys
 from streams.topics import ensure_topics
 from tests.integration.kafka_read import read_topic
 from tests.integration.private_stack import (
@@ -125,8 +127,9 @@ class Case:
 
     ``raw`` is the exact line/record text for cases JSON cannot express as a value (NaN, bad
     UTF-8, truncation, nesting beyond the parser's limit); otherwise ``value`` is sent.
-    ``event`` is what must be counted when it is accepted; ``stage`` says whether the gateway
-    (``gateway``) or only the workers (``worker``, e.g. too_old) reject it.
+    ``event`` is what must be counted when it is accepted; ``stage`` says whether it is
+    rejected wherever it is judged (``gateway``) or only where the pipeline's event time is
+    known (``worker``, i.e. too_old: the workers, and the gateway once they wrote it to Redis).
     """
 
     kind: str
@@ -141,10 +144,10 @@ class Case:
         """The bytes of this case as one record or NDJSON line."""
         return self.raw if self.raw is not None else dumps(self.value)
 
-    @property
-    def accepted_by_gateway(self) -> bool:
-        """True when the gateway must accept it (valid, or rejected only by the workers)."""
-        return self.reason is None or self.stage == "worker"
+    def accepted_by_gateway(self, knows_watermark: bool) -> bool:
+        """True when the gateway must accept it (valid, or rejected only where the pipeline's
+        event time is known and the gateway does not know it)."""
+        return self.reason is None or (self.stage == "worker" and not knows_watermark)
 
 
 names = st.text(min_size=1, max_size=40)
@@ -336,7 +339,7 @@ def defective_events(draw: st.DrawFn) -> Case:
             envelope["id"] = draw(st.integers() | st.lists(st.integers(), max_size=2))
         value = envelope
         reason = "bad_cloudevent"
-    else:  # too_old: the gateway cannot know the watermark; the workers reject it
+    else:  # too_old: rejected by whoever knows the pipeline's event time
         old = STRATEGY_NOW - 40 * WEEK_MS
         value["ts"] = old
         return Case(kind, value=value, reason="too_old", field="ts", stage="worker")
@@ -401,9 +404,10 @@ def verdict(result: UsageEvent | InvalidEvent | dict[str, Any]) -> tuple[str | N
     return result["reason"], result["field"]
 
 
-def expected_verdict(case: Case) -> tuple[str | None, str | None]:
-    """What the gateway (or the decoder without a watermark) must answer for one case."""
-    if case.stage == "worker":
+def expected_verdict(case: Case, knows_watermark: bool) -> tuple[str | None, str | None]:
+    """What the gateway or the decoder must answer for one case, knowing the pipeline's event
+    time (the watermark) or not."""
+    if case.stage == "worker" and not knows_watermark:
         return None, None
     return case.reason, case.field
 
@@ -418,7 +422,9 @@ class Body:
     accepted: list[Case] = field(default_factory=list)
 
 
-def build_body(cases: list[Case], shape: str, blank_lines: list[int]) -> Body:
+def build_body(
+    cases: list[Case], shape: str, blank_lines: list[int], knows_watermark: bool
+) -> Body:
     """The cases as one object, a JSON array or NDJSON, with the verdicts to expect.
 
     A body that is not JSON as a whole and has no line that is JSON either gets one verdict
@@ -442,7 +448,7 @@ def build_body(cases: list[Case], shape: str, blank_lines: list[int]) -> Body:
     if data == b"[]":
         # A lone empty record inside an array leaves an empty batch: nothing to judge.
         return Body(data, content_type, [])
-    per_case = [expected_verdict(c) for c in cases]
+    per_case = [expected_verdict(c, knows_watermark) for c in cases]
     whole_body_fails = (shape == "array" and raw) or (
         shape != "array" and all(v[0] in ("bad_json", "bad_utf8") for v in per_case)
     )
@@ -453,12 +459,12 @@ def build_body(cases: list[Case], shape: str, blank_lines: list[int]) -> Body:
         except UnicodeDecodeError:
             verdicts = [("bad_utf8", None)]
         return Body(data, content_type, verdicts)
-    accepted = [c for c in cases if c.accepted_by_gateway]
+    accepted = [c for c in cases if c.accepted_by_gateway(knows_watermark)]
     return Body(data, content_type, per_case, accepted)
 
 
 @st.composite
-def bodies(draw: st.DrawFn) -> Body:
+def bodies(draw: st.DrawFn, knows_watermark: bool = False) -> Body:
     """A request body of 1-12 cases: one object, a JSON array, or NDJSON of 2+ lines."""
     cases: list[Case] = draw(st.lists(any_cases, min_size=1, max_size=12))
     valid = [c for c in cases if c.kind in ("valid", "cloudevent")]
@@ -479,7 +485,8 @@ def bodies(draw: st.DrawFn) -> Body:
     broken = any(c.raw is not None for c in cases)
     if shape == "array" and broken and lines >= 2 and array_size > MAX_EVENT_BYTES:
         shape = "ndjson"  # see test_a_broken_array_is_bad_json_whatever_its_size
-    return build_body(cases, shape, draw(st.lists(st.integers(0, 12), max_size=3)))
+    blank_lines = draw(st.lists(st.integers(0, 12), max_size=3))
+    return build_body(cases, shape, blank_lines, knows_watermark)
 
 
 # The decoder alone -----------------------------------------------------------------------
@@ -623,6 +630,9 @@ async def test_ingest_api_fuzz_end_to_end(settings: Settings) -> None:
             await producer.send_many(primer)
             ledger.counted.extend(primer)
             ledger.events_sent += len(primer)
+            # The gateway refuses too-old events once the workers wrote the pipeline's event
+            # time to Redis: from then on its verdicts do not depend on timing.
+            await wait_until(lambda: watermark_in_redis(s), timeout_s=60, what="the watermark")
             await fuzz_gateway(s, ledger, call)
             await fuzz_records(producer, ledger, call)
         took = await wait_for_totals(s, Expected.of(ledger.counted), 180, [worker])
@@ -660,7 +670,8 @@ async def test_ingest_api_fuzz_end_to_end(settings: Settings) -> None:
 async def fuzz_gateway(
     settings: Settings, ledger: Ledger, call: Callable[[Coroutine[Any, Any, Any]], Any]
 ) -> None:
-    """Post fuzzed bodies (and oversized ones, and wrong content types) to the gateway."""
+    """Post fuzzed bodies (and oversized ones, and wrong content types) to the gateway, which
+    knows the pipeline's event time."""
     async with running_gateway(settings, rate_limit=None) as client:
 
         async def post(data: bytes, content_type: str) -> tuple[int, Any]:
@@ -670,7 +681,7 @@ async def fuzz_gateway(
             return response.status, await response.json()
 
         @FUZZ
-        @given(bodies())
+        @given(bodies(knows_watermark=True))
         def post_body(body: Body) -> None:
             status, answer = call(post(body.data, body.content_type))
             ledger.statuses[status] += 1
@@ -717,6 +728,16 @@ async def fuzz_gateway(
         await asyncio.to_thread(post_body)
         await asyncio.to_thread(post_oversized)
         await asyncio.to_thread(post_wrong_type)
+
+
+async def watermark_in_redis(settings: Settings) -> str | None:
+    """The pipeline's event time as the workers wrote it to Redis (None before)."""
+    client = connect(settings)
+    try:
+        value: str | None = await client.get(RedisKeys(settings.redis_prefix).watermark)
+        return value
+    finally:
+        await client.aclose()
 
 
 def http_status(verdicts: list[tuple[str | None, str | None]]) -> int:

@@ -164,7 +164,7 @@ async def test_cli_api_and_openapi_over_the_seed_replay(
     countries = await run_cli(capsys, readonly_settings, "top", "--by", "country", "-n", "2")
     assert "9.223T" in countries and "4.93T" in countries
     as_json = json.loads(await run_cli(capsys, readonly_settings, "top", "--json", "-n", "3"))
-    assert [r["member"] for r in as_json["rows"]][:2] == [DEEPSEEK, "tencent/hy3-preview"]
+    assert [r["model"] for r in as_json["rows"]][:2] == [DEEPSEEK, "tencent/hy3-preview"]
     history = json.loads(
         await run_cli(capsys, readonly_settings, "history", "--model", DEEPSEEK, "--json")
     )
@@ -207,7 +207,7 @@ async def check_api_routes(client: Client, spec: Conformance, settings: Settings
     board = await get_json(client, spec, "/v1/leaderboard/{dimension}", "/v1/leaderboard/model")
     assert board["week"] == SEED_WEEK and board["total_tokens"] == TOTAL_W47
     leader = board["rows"][0]
-    assert (leader["member"], leader["name"], leader["tokens"]) == (
+    assert (leader["model"], leader["name"], leader["tokens"]) == (
         DEEPSEEK, "DeepSeek-V4-Flash", 3_430_000_000_000,
     )  # fmt: skip
     assert (leader["prev_rank"], leader["move"], round(leader["wow_pct"], 2)) == (2, "↑1", 66.02)
@@ -215,7 +215,7 @@ async def check_api_routes(client: Client, spec: Conformance, settings: Settings
     last = await get_json(
         client, spec, "/v1/leaderboard/{dimension}", "/v1/leaderboard/model?week=last&n=1"
     )
-    assert last["week"] == "2026-W46" and last["rows"][0]["member"] == "tencent/hy3-preview"
+    assert last["week"] == "2026-W46" and last["rows"][0]["model"] == "tencent/hy3-preview"
     first = await get_json(
         client, spec, "/v1/leaderboard/{dimension}", "/v1/leaderboard/vendor?week=2026-W41"
     )
@@ -223,7 +223,7 @@ async def check_api_routes(client: Client, spec: Conformance, settings: Settings
     by_country = await get_json(
         client, spec, "/v1/leaderboard/{dimension}", "/v1/leaderboard/country?n=2"
     )
-    assert [(r["member"], r["tokens"]) for r in by_country["rows"]] == [
+    assert [(r["country"], r["tokens"]) for r in by_country["rows"]] == [
         ("CN", 9_223_000_000_000), ("US", 4_930_000_000_000),
     ]  # fmt: skip
 
@@ -232,13 +232,13 @@ async def check_api_routes(client: Client, spec: Conformance, settings: Settings
     assert (rolling["from"], rolling["to"], rolling["total_tokens"]) == (
         "2026-11-16", "2026-11-22", TOTAL_W47,
     )  # fmt: skip
-    assert rolling["rows"][0]["member"] == DEEPSEEK
+    assert rolling["rows"][0]["model"] == DEEPSEEK
     assert rolling["rows"][0]["tokens"] == 3_430_000_000_000
     fortnight = await get_json(
         client, spec, rolling_path, "/v1/leaderboard/country/rolling?days=14&end=2026-11-22&n=1"
     )
     assert fortnight["total_tokens"] == TOTAL_W46 + TOTAL_W47
-    assert fortnight["rows"][0]["member"] == "CN"
+    assert fortnight["rows"][0]["country"] == "CN"
 
     report = await get_json(client, spec, "/v1/report", f"/v1/report?week={SEED_WEEK}&top=10")
     reader = connect(settings)
@@ -278,6 +278,9 @@ async def check_api_routes(client: Client, spec: Conformance, settings: Settings
     assert shares["countries"][0]["tokens"][-1] == 9_223_000_000_000
     recent = await get_json(client, spec, "/v1/countries/shares", "/v1/countries/shares?weeks=2")
     assert recent["weeks"] == ["2026-W46", SEED_WEEK]
+
+    dead = await get_json(client, spec, "/v1/dead-letters", "/v1/dead-letters?since=7d")
+    assert (dead["matched"], dead["dead_letters"]) == (0, [])  # the seed has no bad event
 
     await get_json(client, spec, "/healthz", "/healthz")
     await wait_ready(client)

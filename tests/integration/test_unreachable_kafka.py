@@ -16,8 +16,14 @@ SEED = Path(__file__).resolve().parents[1] / "data" / "seed-2026-w47.json"
 
 @pytest.mark.parametrize(
     "argv",
-    [["topics", "create"], ["watch"], ["worker"], ["replay", str(SEED), "--events", "1"]],
-    ids=["topics", "watch", "worker", "replay"],
+    [
+        ["topics", "create"],
+        ["watch"],
+        ["worker"],
+        ["replay", str(SEED), "--events", "1"],
+        ["dead-letters"],
+    ],
+    ids=["topics", "watch", "worker", "replay", "dead-letters"],
 )
 def test_an_unreachable_kafka_is_one_line_and_exit_2(argv: list[str], tmp_path: Path) -> None:
     """`--kafka` at a port nobody listens on: exit 2, one stderr line naming the address."""

@@ -104,10 +104,10 @@ function renderModels(board) {
       const wow = board.has_previous ? formatPct(row.wow_pct) : "–";
       return el(
         "tr",
-        { "data-testid": "model-row", "data-member": row.member },
+        { "data-testid": "model-row", "data-model": row.model },
         el("td", { class: "num rank", textContent: row.rank }),
         el("td", {}, el("span", { class: `move ${moveClass(move)}`, textContent: move })),
-        el("td", { class: "name", title: row.member, textContent: row.name }),
+        el("td", { class: "name", title: row.model, textContent: row.name }),
         el("td", { textContent: row.vendor }),
         el("td", { textContent: row.country }),
         el("td", { class: "num tokens", textContent: formatTokens(row.tokens) }),

@@ -18,12 +18,12 @@ def board(**overrides: Any) -> dict[str, Any]:
         "total_tokens": 28_900_000_000_000,
         "rows": [
             {
-                "rank": 1, "move": "↑1", "member": "deepseek/deepseek-v4-flash",
+                "rank": 1, "move": "↑1", "model": "deepseek/deepseek-v4-flash",
                 "name": "DeepSeek-V4-Flash", "vendor": "DeepSeek", "country": "CN",
                 "tokens": 3_430_000_000_000, "wow_pct": 66.0, "share_pct": 11.87,
             },
             {
-                "rank": 2, "move": "↓1", "member": "x-ai/grok-5", "name": "Grok 5",
+                "rank": 2, "move": "↓1", "model": "x-ai/grok-5", "name": "Grok 5",
                 "vendor": "xAI", "country": "US", "tokens": 950_000_000_000, "wow_pct": -3.25,
                 "share_pct": 3.29,
             },
@@ -60,7 +60,7 @@ def test_leaderboard_without_a_previous_week_shows_no_moves() -> None:
 def test_history_marks_new_weeks_and_missing_ranks() -> None:
     """A model's first week after a known empty week reads `new`; an unranked week `–`."""
     series = {
-        "dimension": "model", "member": "m/x", "name": "X", "vendor": "V", "country": "US",
+        "dimension": "model", "model": "m/x", "name": "X", "vendor": "V", "country": "US",
         "weeks": [
             {"week": "2026-W45", "tokens": 0, "wow_pct": None, "rank": None, "share_pct": None},
             {"week": "2026-W46", "tokens": 5_000, "wow_pct": None, "rank": 9, "share_pct": 0.5},

@@ -114,9 +114,9 @@ def test_every_read_route_documents_the_500(read_doc: dict[str, Any]) -> None:
 def test_a_converted_leaderboard_validates(read_doc: dict[str, Any]) -> None:
     """A query-shaped leaderboard converts to the Struct and its JSON matches the schema."""
     row = {
-        "rank": 1, "member": "deepseek/deepseek-v4-flash", "name": "DeepSeek-V4-Flash",
+        "rank": 1, "model": "deepseek/deepseek-v4-flash", "name": "DeepSeek-V4-Flash",
         "vendor": "DeepSeek", "country": "CN", "tokens": 3_430_000_000_000,
-        "prompt": 3_000_000_000_000, "completion": 430_000_000_000, "calls": 12,
+        "prompt_tokens": 3_000_000_000_000, "completion_tokens": 430_000_000_000, "calls": 12,
         "share_pct": 11.87, "prev_tokens": 2_066_000_000_000, "prev_rank": 2,
         "wow_pct": 66.02, "move": "↑1",
     }  # fmt: skip
@@ -130,11 +130,11 @@ def test_a_converted_leaderboard_validates(read_doc: dict[str, Any]) -> None:
 
 
 def test_labels_are_left_out_when_absent(read_doc: dict[str, Any]) -> None:
-    """A vendor row has no vendor/country keys, and the JSON leaves them out rather than null."""
+    """A vendor row has no model/country keys, and the JSON leaves them out rather than null."""
     rolling = {
         "dimension": "vendor", "from": "2026-11-16", "to": "2026-11-22", "days": 7,
         "total_tokens": 10, "ranked": 1,
-        "rows": [{"rank": 1, "member": "DeepSeek", "name": "DeepSeek", "tokens": 10,
+        "rows": [{"rank": 1, "vendor": "DeepSeek", "name": "DeepSeek", "tokens": 10,
                   "share_pct": 100.0}],
     }  # fmt: skip
     body = msgspec.json.decode(
