@@ -12,15 +12,16 @@ it on its partition (or the committed offset, first after a rebalance). When rec
 missing it reads them from the partials topic itself, folds them in order, and records them
 as handled in the consumer's own gap bookkeeping (``Consumer._add_gap``), so the commit moves
 on exactly as if Faust had delivered them. Folding is idempotent, so a record that does come
-later after all changes nothing. A missing tail (no record follows) is found by
-:meth:`GapGuard.check_tails` against the partition's high-water mark.
+later after all changes nothing. The repair runs inside the agent, on the
+record that revealed the hole: Faust writes a table's changelog to the partition of the
+event being processed, which is the partition of the missing records too. A dropped record
+with nothing after it on its partition is therefore folded when the next record arrives (a
+stage-1 flush of any source sends one to every partials partition).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -31,10 +32,6 @@ from streams import metrics
 from streams.settings import Settings
 
 log = logging.getLogger("tokenboard.worker")
-
-#: A partition whose high-water mark is ahead of the fold for this long without a record
-#: reaching the agent has lost its tail.
-TAIL_IDLE_S = 5.0
 
 FoldRecord = Callable[[bytes, int], Awaitable[None]]
 
@@ -48,21 +45,14 @@ class GapGuard:
         self.fold = fold
         #: partials partition -> next offset the fold expects (this generation)
         self._next: dict[int, int] = {}
-        self._last_seen: dict[int, float] = {}
         self._generation: int | None = None
-        self._generation_started = time.monotonic()
-        #: the agent's fold and a repair never interleave: each source's records must be
-        #: folded in offset order.
-        self.lock = asyncio.Lock()
 
     def _expected(self, tp: Any) -> int | None:
         generation = self.app.consumer_generation_id
         if generation != self._generation:
             # A rebalance: positions restart at the committed offsets.
             self._generation = generation
-            self._generation_started = time.monotonic()
             self._next.clear()
-            self._last_seen.clear()
         expected = self._next.get(tp.partition)
         if expected is None:
             consumer: Any = self.app.consumer
@@ -72,34 +62,11 @@ class GapGuard:
     async def fold_in_order(self, raw: bytes, tp: Any, offset: int) -> None:
         """Fold the record at ``offset`` of ``tp``, after any records before it that never
         reached the agent."""
-        async with self.lock:
-            expected = self._expected(tp)
-            if expected is not None and offset > expected:
-                await self._repair(tp, expected, offset)
-            await self.fold(raw, tp.partition)
-            self._next[tp.partition] = offset + 1
-            self._last_seen[tp.partition] = time.monotonic()
-
-    async def check_tails(self) -> None:
-        """Repair partitions whose last records never reached the agent (a timer's job)."""
-        consumer: Any = self.app.consumer
-        if consumer is None or self.app.rebalancing or self.app.in_recovery:
-            return
-        now = time.monotonic()
-        async with self.lock:
-            for tp in list(consumer.assignment()):
-                if tp.topic != self.settings.partials_topic:
-                    continue
-                expected = self._expected(tp)
-                highwater = consumer.highwater(tp)
-                seen = self._last_seen.get(tp.partition, self._generation_started)
-                if expected is None or highwater is None or highwater <= expected:
-                    continue
-                if now - seen < TAIL_IDLE_S:
-                    continue
-                await self._repair(tp, expected, highwater)
-                self._next[tp.partition] = highwater
-                self._last_seen[tp.partition] = now
+        expected = self._expected(tp)
+        if expected is not None and offset > expected:
+            await self._repair(tp, expected, offset)
+        await self.fold(raw, tp.partition)
+        self._next[tp.partition] = offset + 1
 
     async def _repair(self, tp: Any, start: int, stop: int) -> None:
         """Fold records ``start`` .. ``stop - 1`` of ``tp`` read from the topic, and let the

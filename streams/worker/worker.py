@@ -34,8 +34,6 @@ from streams.worker.tables import WeeklyTable
 
 #: How often the leader ranks, in seconds.
 RANK_INTERVAL_S = 1.0
-#: How often the fold checks for partials records that never reached it (gap_guard.py).
-GAP_CHECK_INTERVAL_S = 2.0
 
 
 class Worker:
@@ -136,7 +134,6 @@ class Worker:
                 await guard.fold_in_order(event.value, message.tp, message.offset)
 
         self.app.agent(self.partials, name="fold")(fold_partials)
-        add_timer(self.app, GAP_CHECK_INTERVAL_S, guard.check_tails)
         add_timer(self.app, self.settings.snapshot_interval_ms / 1000, self.snapshots.tick)
         add_timer(self.app, RANK_INTERVAL_S, self.ranking.tick, on_leader=True)
         add_task(self.app, self._start_preaggregator)

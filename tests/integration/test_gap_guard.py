@@ -15,7 +15,6 @@ from faust.types import TP
 
 from streams.settings import Settings
 from streams.topics import ensure_topics
-from streams.worker import gap_guard
 from streams.worker.gap_guard import GapGuard
 
 
@@ -62,8 +61,7 @@ async def test_records_that_never_reached_the_fold_are_folded_in_order(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A record after a hole: the hole is read from the topic and folded first, the consumer
-    may commit past it; a lost tail is found against the high-water mark; a rebalance
-    starts again from the committed offset."""
+    may commit past it; a rebalance starts again from the committed offset."""
     await ensure_topics(settings)
     await _produce(settings, 9)
     tp = TP(settings.partials_topic, 1)
@@ -83,17 +81,12 @@ async def test_records_that_never_reached_the_fold_are_folded_in_order(
     await guard.fold_in_order(b"r6", tp, 6)  # in order: nothing to repair
     assert folded[-1] == b"r6" and len(folded) == 5 and len(consumer.gaps) == 1
 
-    # Records 7 and 8 are on the topic but never come: the tail check folds them.
-    consumer.highwaters[tp] = 9
-    monkeypatch.setattr(gap_guard, "TAIL_IDLE_S", 0.0)
-    await guard.check_tails()
-    assert folded[-2:] == [b"r7", b"r8"]
-    assert consumer.gaps[-1] == (tp, 7, 8)
-    await guard.check_tails()  # nothing left behind
+    await guard.fold_in_order(b"r7", tp, 7)
+    await guard.fold_in_order(b"r8", tp, 8)
     assert len(folded) == 7
 
     # A rebalance: the next record is expected at the committed offset again.
     app.consumer_generation_id = 2
     consumer._committed_offset[tp] = 8
     await guard.fold_in_order(b"r8", tp, 8)
-    assert folded[-1] == b"r8" and len(consumer.gaps) == 2
+    assert folded[-1] == b"r8" and len(consumer.gaps) == 1
