@@ -5,6 +5,12 @@ events of the benchmark dataset held in memory: ``orjson.loads`` alone (the ceil
 work), then ``decode_fields`` (validation), then the id dedup, then catalog lookup plus
 ``BlockAccumulator.add``, then the flush (drain, route, encode) every 20,000 events.
 Keep it in step with ``PreAggregator._fold_records`` when that changes.
+
+Rows starting with "vs" are not cumulative: they set ``decode_many``
+(``aggregations/batch_decode.py``, one msgspec parse per run of records) on batches of
+20,000 events, as one fetch would hand them over, against ``decode_fields`` record by
+record, on the clean events and with one bad record per 1,000 (each a different kind of
+rejection that breaks msgspec's parse of its run).
 """
 
 from __future__ import annotations
@@ -15,13 +21,33 @@ from dataclasses import dataclass
 
 import orjson
 
+from aggregations.batch_decode import decode_many
 from aggregations.catalog import ModelInfo
 from aggregations.dedup import Deduplicator
-from aggregations.events import DEFAULT_LIMITS, decode_fields
+from aggregations.events import DEFAULT_LIMITS, InvalidEvent, decode_fields
 from aggregations.partials import BlockAccumulator, encode_partials, group_by_partition
 from bench.dataset import DatasetSpec, Expected, generate
 from bench.progress import say
 from streams.worker.catalog import load_catalog
+
+#: Records per decode_many call: the most one getmany of stage 1 returns (max_batch).
+BATCH = 20_000
+#: Bad records spread one per 1,000 (at offsets 500, 1500, ...), kinds in turn.
+BAD_RECORDS = (
+    b'{"event_id":"bad","ts":1794787200000,"model":"m","prompt_tokens":-1,"completion_tokens":1}',
+    b'{"event_id":"bad","ts":1794787200000,"model":"m","prompt_tokens":"12","completion_tokens":1}',
+    b'{"event_id":"bad","model":"m","prompt_tokens":1,"completion_tokens":1}',
+    b'{"event_id":"bad","ts":1794787200000,"model":"m","prompt_tokens":1,"completion',
+    b'{"event_id":"bad\xff","ts":1794787200000,"model":"m","prompt_tokens":1,"completion_tokens":1}',
+)
+
+
+def with_bad_records(values: list[bytes], every: int = 1000) -> list[bytes]:
+    """``values`` with one record in ``every`` replaced by a bad one (kinds in turn)."""
+    out = list(values)
+    for n, at in enumerate(range(every // 2, len(out), every)):
+        out[at] = BAD_RECORDS[n % len(BAD_RECORDS)]
+    return out
 
 
 @dataclass
@@ -102,12 +128,35 @@ def run_stage1_micro(events: int = 200_000) -> list[StepCost]:
 
         return run
 
+    def per_record(records: list[bytes]) -> Callable[[], None]:
+        def run() -> None:
+            for raw in records:
+                try:  # noqa: SIM105 - as _fold_records does; suppress() costs more
+                    decode_fields(raw, now_ms=now_ms, watermark_ms=None, limits=limits)
+                except InvalidEvent:
+                    pass
+
+        return run
+
+    def batched(records: list[bytes]) -> Callable[[], None]:
+        def run() -> None:
+            for first in range(0, len(records), BATCH):
+                decode_many(
+                    records[first : first + BATCH], now_ms=now_ms, watermark_ms=None, limits=limits
+                )
+
+        return run
+
+    bad = with_bad_records(values)
     steps = [
         ("orjson.loads only (the ceiling's work)", only_loads),
         ("+ decode_fields validation", validate),
         ("+ dedup (blake2b digest, dict)", dedup),
         ("+ catalog lookup (cached) + BlockAccumulator.add", fold(False)),
         ("+ flush: drain, route, encode partials every 20k", fold(True)),
+        (f"vs decode_many in batches of {BATCH:,} (instead of decode_fields)", batched(values)),
+        ("vs decode_fields, 1 bad record per 1,000", per_record(bad)),
+        (f"vs decode_many in batches of {BATCH:,}, 1 bad record per 1,000", batched(bad)),
     ]
     out = []
     for label, fn in steps:

@@ -25,10 +25,17 @@ from aiokafka import (
 from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.partitioner import murmur2
 
+from aggregations.batch_decode import decode_many
 from aggregations.catalog import Catalog, ModelInfo
 from aggregations.clock import watermark_cap
 from aggregations.dedup import Deduplicator, pack_entries, unpack_entries
-from aggregations.events import DEFAULT_LIMITS, InvalidEvent, Limits, decode_fields
+from aggregations.events import (
+    DEFAULT_LIMITS,
+    CountedFields,
+    InvalidEvent,
+    Limits,
+    decode_fields,
+)
 from aggregations.partials import BlockAccumulator, block_of, flush_records
 from streams import metrics
 from streams.sdk.producer import SEQUENCE_ERRORS
@@ -56,6 +63,16 @@ class PartitionState:
     #: The watermark last sent to the partials partitions: a flush also sends when only
     #: the watermark moved (a restored partition's first flush tells where it stands).
     sent_watermark_ms: int = 0
+
+
+def judge(
+    raw: bytes | None, now_ms: int, watermark_ms: int, limits: Limits
+) -> CountedFields | InvalidEvent:
+    """The counted fields of one record, or why it is rejected, at this watermark."""
+    try:
+        return decode_fields(raw or b"", now_ms=now_ms, watermark_ms=watermark_ms, limits=limits)
+    except InvalidEvent as exc:
+        return exc
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -232,25 +249,31 @@ class PreAggregator:
         dedup = state.dedup
         models = self._models
         limits = self.limits
-        decode = decode_fields
-        for record in records:
+        retention_ms = limits.retention_ms
+        # One native call validates the batch; the watermark moves while the batch is folded,
+        # so retention is judged per event below, against the watermark at that event.
+        verdicts = decode_many(
+            [record.value for record in records], now_ms=now_ms, watermark_ms=None, limits=limits
+        )
+        for record, verdict in zip(records, verdicts, strict=True):
             consumed += 1
             block = block_of(record.offset, size)
             if block != acc.block:
                 await self._finish_block(state, block)
                 acc = state.accumulator
                 acc.watermark_cap_ms = cap
-            try:
-                event_id, ts_ms, model, prompt, completion, calls, vendor, country = decode(
-                    record.value or b"",
-                    now_ms=now_ms,
-                    watermark_ms=acc.watermark_ms or None,
-                    limits=limits,
-                )
-            except InvalidEvent as exc:
-                self._dead_letter(record, exc)
+            watermark = acc.watermark_ms
+            if watermark and (
+                isinstance(verdict, InvalidEvent) or verdict[1] < watermark - retention_ms
+            ):
+                # What decode_fields says with the watermark: too_old, or the reason it
+                # ranks first (its checks run in a fixed order).
+                verdict = judge(record.value, now_ms, watermark, limits)
+            if isinstance(verdict, InvalidEvent):
+                self._dead_letter(record, verdict)
                 acc.skip(record.offset)
                 continue
+            event_id, ts_ms, model, prompt, completion, calls, vendor, country = verdict
             key = record.key
             if key is None or key != event_id.encode():
                 home = self._home(event_id)
