@@ -1,7 +1,8 @@
 """The snapshot job: every worker writes the table keys of the partitions it owns to Redis.
 
 It runs on a timer. Between two runs it writes only what the fold changed; a full rewrite of
-everything the worker owns follows each change of its assignment and each loss of Redis's
+everything the worker owns follows each rebalance (even one that gave back the same
+partitions) and each loss of Redis's
 state (this worker's marker key is gone), so snapshots come back without reprocessing any
 topic. The Redis side is :class:`streams.worker.snapshots.SnapshotWriter`.
 """
@@ -81,8 +82,10 @@ class SnapshotJob:
         self.redis = redis_client
         self.keys = keys
         self.writer = SnapshotWriter(redis_client, keys, worker_id)
-        #: the partials partitions of the last full rewrite; another set forces a new one
+        #: the partials partitions and the consumer generation of the last full rewrite;
+        #: another set or another generation forces a new one
         self._seen_assignment: set[int] = set()
+        self._seen_generation: int | None = None
 
     def owned_partitions(self) -> set[int]:
         """The partials partitions assigned to this worker now."""
@@ -114,7 +117,15 @@ class SnapshotJob:
         """Write what changed since the last write, or everything owned when a full rewrite
         is due; then, after a full rewrite, mark this worker's snapshot complete."""
         owned = self.owned_partitions()
-        full = owned != self._seen_assignment or await self.writer.needs_full_rewrite()
+        # Every rebalance, not only a different set: a worker that lost its partitions (a
+        # stall past the session timeout) and got the same ones back recovered newer values
+        # than it wrote, and the recovered keys are not among the changes.
+        generation = self.app.consumer_generation_id
+        full = (
+            owned != self._seen_assignment
+            or generation != self._seen_generation
+            or await self.writer.needs_full_rewrite()
+        )
         dirty = self.changes.days
         self.changes.days = {}
         # The progress is taken now, before any value is read, and written after them: the
@@ -129,6 +140,7 @@ class SnapshotJob:
         await self.writer.write(mine, changed_days=None if full else dirty, progress=progress)
         if full:
             self._seen_assignment = set(owned)
+            self._seen_generation = generation
             await self.writer.mark_complete()
             if owned:
                 # After Redis lost its state the ranker waits until every partition is back.

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-import redis.asyncio as aioredis
+from dataclasses import dataclass
 
+import orjson
+import redis.asyncio as aioredis
+from faust.types import TP
+
+from aggregations.partials import partition_for
 from streams.settings import Settings
 from streams.store.keys import RedisKeys
+from streams.worker.fold import PendingChanges
+from streams.worker.snapshot_job import SnapshotJob
 from streams.worker.snapshots import BATCH, SnapshotWriter
 
 BIG = 2**53 + 1  # a double cannot hold it: numbers must not pass through Lua as numbers
@@ -56,3 +63,56 @@ async def test_values_land_exactly_in_every_key(
     assert await redis_client.hget(keys.member("model", "2026-W46", "filler-2009"), "tokens") == (
         "2009"
     )
+
+
+@dataclass
+class StandInConsumer:
+    """What SnapshotJob reads of Faust's consumer: the assignment."""
+
+    tps: set[TP]
+
+    def assignment(self) -> set[TP]:
+        return self.tps
+
+
+@dataclass
+class StandInApp:
+    """What SnapshotJob reads of Faust's app."""
+
+    consumer: StandInConsumer
+    consumer_generation_id: int = 1
+    rebalancing: bool = False
+    in_recovery: bool = False
+
+
+async def test_a_rebalance_that_gives_back_the_same_partitions_rewrites_them(
+    settings: Settings, redis_client: aioredis.Redis
+) -> None:
+    """A worker stalled past its session timeout gets its partitions back and recovers newer
+    values than it wrote; the previous owner's older snapshot is in Redis, and the recovered
+    keys are not among the fold's changes: only a full rewrite puts them back (RELIABILITY.md,
+    bug 20)."""
+    keys = RedisKeys(settings.redis_prefix)
+    key = "total:2026-W46:all"
+    week_partition = partition_for(key, settings.partitions)
+    app = StandInApp(StandInConsumer({TP(settings.partials_topic, week_partition)}))
+    weekly: dict[str, bytes] = {key: orjson.dumps({"c": [100, 90, 10, 4, 0], "d": {}, "ts": 1})}
+    job = SnapshotJob(
+        app,  # type: ignore[arg-type]
+        settings,
+        weekly,
+        {},
+        PendingChanges(),
+        redis_client,
+        keys,
+        "w-rebalance",
+    )
+    await job.write()
+    assert await redis_client.hget(keys.total("2026-W46"), "calls") == "4"
+
+    # Meanwhile another owner wrote an older state; this worker recovers a newer one.
+    await redis_client.hset(keys.total("2026-W46"), "calls", "3")
+    weekly[key] = orjson.dumps({"c": [150, 135, 15, 6, 0], "d": {}, "ts": 1})
+    app.consumer_generation_id = 2
+    await job.write()
+    assert await redis_client.hget(keys.total("2026-W46"), "calls") == "6"
