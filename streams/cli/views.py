@@ -176,6 +176,10 @@ def _print_json(value: Any) -> None:
 
 
 # watch --------------------------------------------------------------------------------------
+#: Seconds ``watch`` waits for its Kafka and Redis clients to close after Ctrl-C.
+WATCH_CLOSE_S = 5.0
+
+
 def run_watch(args: argparse.Namespace, settings: Settings) -> int:
     """CLI handler: print ranking changes and alerts as they are published."""
     with contextlib.suppress(KeyboardInterrupt):
@@ -187,28 +191,33 @@ async def _watch(settings: Settings, from_beginning: bool, limit: int, as_json: 
     client = connect(settings)
     namer = EventNamer(client, RedisKeys(settings.redis_prefix))
     shown = 0
+    tail = EventTail(settings, from_beginning=from_beginning)
     try:
-        async with EventTail(settings, from_beginning=from_beginning) as tail:
-            where = "the beginning" if from_beginning else "now"
-            print(
-                f"following {', '.join(tail.topics)} from {where} (Ctrl-C to stop)",
-                file=sys.stderr,
-                flush=True,
-            )
-            while not limit or shown < limit:
-                for event in await tail.next_batch():
-                    # What the API's live feed sends: the event, its display name and text.
-                    payload = await namer.payload(event)
-                    if as_json:
-                        sys.stdout.write(orjson.dumps(payload).decode() + "\n")
-                    else:
-                        print(payload["text"])
-                    sys.stdout.flush()
-                    shown += 1
-                    if limit and shown >= limit:
-                        break
+        await tail.start()
+        where = "the beginning" if from_beginning else "now"
+        print(
+            f"following {', '.join(tail.topics)} from {where} (Ctrl-C to stop)",
+            file=sys.stderr,
+            flush=True,
+        )
+        while not limit or shown < limit:
+            for event in await tail.next_batch():
+                # What the API's live feed sends: the event, its display name and text.
+                payload = await namer.payload(event)
+                if as_json:
+                    sys.stdout.write(orjson.dumps(payload).decode() + "\n")
+                else:
+                    print(payload["text"])
+                sys.stdout.flush()
+                shown += 1
+                if limit and shown >= limit:
+                    break
     finally:
-        await client.aclose()
+        # Ctrl-C must end the command promptly: closing the clients is bounded, as a
+        # loaded machine or a slow broker could hold a clean disconnect for long.
+        for closing in (tail.stop(), client.aclose()):
+            with contextlib.suppress(Exception, TimeoutError):
+                await asyncio.wait_for(closing, WATCH_CLOSE_S)
 
 
 # report -------------------------------------------------------------------------------------
