@@ -23,6 +23,7 @@ from aiokafka.errors import OutOfOrderSequenceNumber, UnknownProducerId
 
 from aggregations.events import UsageEvent, encode_event
 from streams import metrics
+from streams.sdk.partitioner import default_partitioner
 from streams.settings import Settings
 
 T = TypeVar("T")
@@ -54,6 +55,7 @@ class UsageProducer:
             max_batch_size=512 * 1024,
             compression_type=None,
             request_timeout_ms=30000,
+            partitioner=default_partitioner,
         )
 
     async def start(self) -> None:

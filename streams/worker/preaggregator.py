@@ -23,7 +23,6 @@ from aiokafka import (
     TopicPartition,
 )
 from aiokafka.errors import CommitFailedError, KafkaError
-from aiokafka.partitioner import murmur2
 
 from aggregations.batch_decode import decode_many
 from aggregations.catalog import Catalog, ModelInfo
@@ -38,6 +37,7 @@ from aggregations.events import (
 )
 from aggregations.partials import BlockAccumulator, block_of, flush_records
 from streams import metrics
+from streams.sdk.partitioner import partition_of
 from streams.sdk.producer import SEQUENCE_ERRORS
 from streams.settings import Settings
 from streams.worker.rewind import rewind_to_committed
@@ -322,8 +322,7 @@ class PreAggregator:
     def _home(self, event_id: str) -> int:
         """The usage partition Kafka's default partitioner gives a record keyed by
         ``event_id`` (murmur2, as every Kafka client's default)."""
-        hashed: int = murmur2(event_id.encode())
-        return (hashed & 0x7FFFFFFF) % self._usage_partitions()
+        return partition_of(event_id.encode(), self._usage_partitions())
 
     def _usage_partitions(self) -> int:
         assert self._consumer is not None
