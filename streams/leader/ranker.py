@@ -13,7 +13,13 @@ all under a new id.
 This module holds the decisions (close, publish live changes, late corrections) and the
 :class:`Ranker` facade; the rank fields are :mod:`~streams.leader.rank_fields`, the state and
 its Redis mirror :mod:`~streams.leader.state_mirror`, retention
-:mod:`~streams.leader.retention`, the pure decision rules :mod:`~streams.leader.closing`.
+:mod:`~streams.leader.retention`, the pure decision rules :mod:`~streams.leader.closing`,
+what closing alerts read :mod:`~streams.leader.history`.
+
+A tick costs what changed since the last one: a few round trips whatever the number of weeks
+and members when nothing did, the top N of each open week (not its whole boards) for live
+changes, and for a week whose data changed the boards that changed and the member hashes
+whose fields moved (see :mod:`~streams.leader.rank_fields`).
 """
 
 from __future__ import annotations
@@ -38,13 +44,14 @@ from aggregations.rankings import rank_changes, rank_of
 from aggregations.totals import RANKED_DIMENSIONS
 from aggregations.weeks import previous_week, week_id
 from streams.leader.closing import SETTLE_MS, SettleWatch, live_basis, live_event_id, week_due
+from streams.leader.history import alert_history
 from streams.leader.rank_fields import PIPELINE_CHUNK, RANK_REFRESH_S, RankFields
 from streams.leader.retention import Retention
 from streams.leader.state_log import RankerStateLog
 from streams.leader.state_mirror import WAIT_LOG_S, RedisStateLost, StateMirror
 from streams.settings import Settings
 from streams.store.keys import RedisKeys
-from streams.store.state import read_history, read_state
+from streams.store.state import read_state
 
 __all__ = [
     "PIPELINE_CHUNK",
@@ -89,6 +96,8 @@ class Ranker:
         may have published in the meantime.
         """
         self.mirror.forget()
+        # Another leader may have written rank fields meanwhile.
+        self.ranks.forget()
 
     async def tick(self, now_ms: int | None = None) -> None:
         """One pass; cheap when nothing changed."""
@@ -122,8 +131,7 @@ class Ranker:
         idle = self.settings.idle_close_seconds * 1000
 
         totals = await self.ranks.totals()
-        for week in weeks:
-            await self.ranks.write(week, totals)
+        await self.ranks.update(weeks, totals)
         for week in weeks:
             if week in memory.closed:
                 continue
@@ -134,8 +142,7 @@ class Ranker:
                     await self._close(week)
             else:
                 await self._publish_live(week)
-        for week in sorted(memory.closed):
-            await self._late_corrections(week)
+        await self._late_corrections(sorted(memory.closed))
 
     async def _closing_watermark(self, watermark: int) -> int:
         """The event time up to which Redis holds every partition's data.
@@ -161,8 +168,9 @@ class Ranker:
     async def _publish_live(self, week: str) -> None:
         top_n = self.settings.top_n
         published = self.mirror.state().published
+        tops = await self.ranks.tops(week, top_n)
         for dimension in RANKED_DIMENSIONS:
-            current = (await self.ranks.ranking(dimension, week))[:top_n]
+            current = tops[dimension]
             before = published.get((dimension, week), [])
             if rank_of(before) == rank_of(current):
                 continue
@@ -182,13 +190,14 @@ class Ranker:
             top_n = self.settings.top_n
             prev = previous_week(week)
             events: list[tuple[str, dict[str, Any]]] = []
+            finals = await self.ranks.tops(week, top_n)
+            befores = await self.ranks.tops(prev, top_n)
             for dimension in RANKED_DIMENSIONS:
-                final = (await self.ranks.ranking(dimension, week))[:top_n]
-                before = (await self.ranks.ranking(dimension, prev))[:top_n]
+                final, before = finals[dimension], befores[dimension]
                 for event in rank_changes(dimension, week, before, final, top_n, "final"):
                     events.append((self.settings.rankings_topic, event))
                 records.append(published_record(dimension, week, final))
-            history, meta = await read_history(self.client, self.keys, week)
+            history, meta = await alert_history(self.client, self.keys, week, top_n)
             for alert in week_alerts(
                 week, history, meta, top_n=top_n, surge_pct=self.settings.surge_pct
             ):
@@ -204,14 +213,20 @@ class Ranker:
         await self.mirror.record(records)
         log.info("closed %s", week)
 
-    async def _late_corrections(self, week: str) -> None:
-        late, tokens = await self.client.hmget(self.keys.total(week), ["late", "tokens"])
-        reported_n, reported_tokens = self.mirror.state().late.get(week, (0, 0))
-        late_n = int(late or 0)
-        if late_n <= reported_n:
-            return
-        delta_tokens = int(tokens or 0) - reported_tokens
-        alert = late_correction_alert(week, "total", late_n, delta_tokens)
-        await self.mirror.check_trusted()
-        await self.publish(self.settings.alerts_topic, alert)
-        await self.mirror.record([late_record(week, late_n, int(tokens or 0))])
+    async def _late_corrections(self, weeks: list[str]) -> None:
+        """Alert the late events that reached closed ``weeks`` since the last alert."""
+        # One round trip for every closed week: there are as many as retention keeps.
+        pipe = self.client.pipeline(transaction=False)
+        for week in weeks:
+            pipe.hmget(self.keys.total(week), ["late", "tokens"])
+        rows = await pipe.execute() if weeks else []
+        for week, (late, tokens) in zip(weeks, rows, strict=True):
+            reported_n, reported_tokens = self.mirror.state().late.get(week, (0, 0))
+            late_n = int(late or 0)
+            if late_n <= reported_n:
+                continue
+            delta_tokens = int(tokens or 0) - reported_tokens
+            alert = late_correction_alert(week, "total", late_n, delta_tokens)
+            await self.mirror.check_trusted()
+            await self.publish(self.settings.alerts_topic, alert)
+            await self.mirror.record([late_record(week, late_n, int(tokens or 0))])
