@@ -13,13 +13,17 @@ from streams.settings import Settings, env_documentation
 
 def run_stack(args: argparse.Namespace, settings: Settings) -> int:
     """``stack up|down|status|logs|reset``: the local Kafka and Redis."""
-    stack = LocalStack(settings)
     try:
+        brokers = getattr(args, "brokers", None)
+        stack = LocalStack(settings, brokers=None if brokers is None else int(brokers))
         if args.action == "up":
             for status in stack.up():
                 print(status.line())
-            print(f"\nexport TOKENBOARD_KAFKA_BOOTSTRAP=127.0.0.1:{settings.kafka_port}")
+            print(f"\nexport TOKENBOARD_KAFKA_BOOTSTRAP={stack.bootstrap}")
             print(f"export TOKENBOARD_REDIS_URL=redis://127.0.0.1:{settings.redis_port}/0")
+            if stack.nodes:
+                # Topics made by `topics create`, workers and Faust take their copies from it.
+                print(f"export TOKENBOARD_REPLICATION={stack.replication}")
         elif args.action == "down":
             stack.down()
             print("stack stopped")
@@ -30,8 +34,8 @@ def run_stack(args: argparse.Namespace, settings: Settings) -> int:
             return 0 if all(s.healthy for s in statuses) else 1
         elif args.action == "logs":
             missing = 0
-            for name in [args.service] if args.service else ["kafka", "redis"]:
-                path = stack.log_file(name)
+            wanted = [args.service] if args.service else ["kafka", "redis"]
+            for name, path in [pair for service in wanted for pair in stack.log_files(service)]:
                 if not path.exists():
                     print(
                         f"error: no {name} log at {path}: is the stack's run folder "

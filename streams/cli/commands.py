@@ -82,6 +82,12 @@ def _stack(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=["up", "down", "status", "logs", "reset"])
     p.add_argument("service", nargs="?", choices=["kafka", "redis"], help="for logs")
     p.add_argument("-n", "--lines", type=int, default=40, help="log lines to show")
+    p.add_argument(
+        "--brokers",
+        type=at_least(1),
+        help="for up: a KRaft cluster of N nodes (RF min(N, 3), min ISR one less); later "
+        "commands of the run folder find them by themselves",
+    )
 
 
 def _topics(p: argparse.ArgumentParser) -> None:

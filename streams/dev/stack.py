@@ -14,11 +14,21 @@ settings pass a :class:`KafkaSecurity` to add SASL/SCRAM-SHA-512 and TLS listene
 it (the controller and inter-broker traffic stay on PLAINTEXT); ``tokenboard stack up`` never
 does. :meth:`LocalStack.stop_service` and :meth:`LocalStack.start_service` stop and restart
 one service on the same data, for fault-injection tests.
+
+``brokers=N`` (``tokenboard stack up --brokers 3``) runs a KRaft cluster of N nodes instead,
+each broker and controller (the N form the controller quorum), with replication factor
+``min(N, 3)`` and ``min.insync.replicas`` one less. Node ``i`` (1-based) serves clients on
+``kafka_port + 2(i-1)`` and the quorum on ``kafka_controller_port + 2(i-1)`` unless ports are
+given, and lives in ``<run_dir>/kafka/node-<i>/``, ``pids/kafka-<i>.pid``, ``logs/kafka-<i>.log``.
+The layout is written to ``<run_dir>/kafka/cluster.json``, so ``status``, ``down`` and
+``logs`` of that run folder find every node without being told. Without ``brokers`` (or with
+1) a run folder without that file is the single broker, with the same files as always.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -27,7 +37,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -39,6 +49,8 @@ SERVICES = ("kafka", "redis")
 #: Client security protocols an extra listener may use; each becomes a listener of that name.
 SECURE_PROTOCOLS = ("SASL_PLAINTEXT", "SSL", "SASL_SSL")
 SCRAM_MECHANISM = "SCRAM-SHA-512"
+#: Replication of a cluster's topics is capped here: more copies buy nothing on one machine.
+MAX_CLUSTER_REPLICATION = 3
 
 
 class StackError(RuntimeError):
@@ -142,6 +154,31 @@ class KafkaSecurity:
         return arguments
 
 
+@dataclass(frozen=True, slots=True)
+class KafkaNode:
+    """One node (broker and controller) of a local multi-broker cluster."""
+
+    node_id: int
+    port: int
+    controller_port: int
+
+    @property
+    def service(self) -> str:
+        """Its service name for :meth:`LocalStack.stop_service` and friends: ``kafka-<id>``."""
+        return f"kafka-{self.node_id}"
+
+    @property
+    def address(self) -> str:
+        """Its client listener, ``127.0.0.1:port``."""
+        return f"127.0.0.1:{self.port}"
+
+
+def cluster_replication(brokers: int) -> tuple[int, int]:
+    """(replication factor, ``min.insync.replicas``) of a cluster of ``brokers`` nodes."""
+    replication = min(brokers, MAX_CLUSTER_REPLICATION)
+    return replication, max(1, replication - 1)
+
+
 class LocalStack:
     """Start, stop and inspect the local Kafka + Redis of one run folder."""
 
@@ -151,11 +188,164 @@ class LocalStack:
         log: Callable[[str], None] = print,
         *,
         security: KafkaSecurity | None = None,
+        brokers: int | None = None,
+        broker_ports: Sequence[tuple[int, int]] | None = None,
     ) -> None:
+        """``brokers``: None keeps what the run folder holds (one broker when it holds
+        nothing); ``broker_ports``: (client, controller) port of each node, default derived
+        from the settings' two Kafka ports."""
         self.settings = settings
         self.root = settings.run_path
         self.log = log
         self.security = security or KafkaSecurity()
+        self._cluster_id = ""
+        #: The cluster's nodes; empty for the single broker, which keeps its old layout.
+        self.nodes: tuple[KafkaNode, ...] = self._resolve_nodes(brokers, broker_ports)
+        if self.nodes and self.security.listeners:
+            raise StackError("secured listeners are only supported with a single broker")
+
+    def _resolve_nodes(
+        self, brokers: int | None, ports: Sequence[tuple[int, int]] | None
+    ) -> tuple[KafkaNode, ...]:
+        recorded = self._read_layout()
+        if brokers is None:
+            return recorded
+        if brokers < 1:
+            raise StackError(f"--brokers must be at least 1, not {brokers}")
+        # A run folder's data belongs to the cluster that formatted it: changing the number of
+        # nodes on it would start brokers that cannot form a quorum or miss replicas.
+        has_single_data = (self._path("kafka", "data", "meta.properties")).exists()
+        if recorded and len(recorded) != brokers:
+            raise StackError(
+                f"{self.root} holds a {len(recorded)}-broker cluster; use --brokers "
+                f"{len(recorded)}, or `tokenboard stack reset` first"
+            )
+        if brokers == 1:
+            return ()
+        if has_single_data:
+            raise StackError(
+                f"{self.root} holds a single broker's data; `tokenboard stack reset` first "
+                f"or choose another run folder (TOKENBOARD_RUN_DIR)"
+            )
+        if recorded:
+            return recorded
+        s = self.settings
+        if ports is None:
+            ports = [
+                (s.kafka_port + 2 * i, s.kafka_controller_port + 2 * i) for i in range(brokers)
+            ]
+        if len(ports) != brokers:
+            raise StackError(f"{brokers} brokers need {brokers} port pairs, got {len(ports)}")
+        flat = [port for pair in ports for port in pair]
+        if len(set(flat)) != len(flat):
+            raise StackError(
+                f"the cluster's ports collide ({flat}): set TOKENBOARD_KAFKA_PORT and "
+                f"TOKENBOARD_KAFKA_CONTROLLER_PORT at least {2 * brokers} apart"
+            )
+        return tuple(KafkaNode(i + 1, port, cport) for i, (port, cport) in enumerate(ports))
+
+    def _layout_file(self) -> Path:
+        return self._path("kafka", "cluster.json")
+
+    def _read_layout(self) -> tuple[KafkaNode, ...]:
+        try:
+            layout = json.loads(self._layout_file().read_text())
+        except (FileNotFoundError, ValueError):
+            return ()
+        self._cluster_id = str(layout.get("cluster_id", ""))
+        return tuple(KafkaNode(int(n), int(p), int(c)) for n, p, c in layout["nodes"])
+
+    def _write_layout(self) -> None:
+        if not self._cluster_id:
+            self._cluster_id = uuid.uuid4().hex[:22]
+        nodes = [[n.node_id, n.port, n.controller_port] for n in self.nodes]
+        self._layout_file().write_text(
+            json.dumps({"cluster_id": self._cluster_id, "nodes": nodes}, indent=1) + "\n"
+        )
+
+    # The cluster ------------------------------------------------------------------------
+    @property
+    def kafka_services(self) -> tuple[str, ...]:
+        """The Kafka service names: ``("kafka",)``, or ``kafka-1`` .. ``kafka-N``."""
+        return tuple(n.service for n in self.nodes) or ("kafka",)
+
+    @property
+    def bootstrap(self) -> str:
+        """Every broker's client address, comma separated (TOKENBOARD_KAFKA_BOOTSTRAP)."""
+        if not self.nodes:
+            return f"127.0.0.1:{self.settings.kafka_port}"
+        return ",".join(n.address for n in self.nodes)
+
+    @property
+    def replication(self) -> int:
+        """The replication factor the stack's topics should have (TOKENBOARD_REPLICATION)."""
+        return cluster_replication(len(self.nodes))[0] if self.nodes else 1
+
+    def node(self, service: str) -> KafkaNode:
+        """The node of a ``kafka-<id>`` service name."""
+        for node in self.nodes:
+            if node.service == service:
+                return node
+        raise StackError(
+            f"unknown broker {service!r}: choose one of {', '.join(self.kafka_services)}"
+        )
+
+    def node_by_id(self, node_id: int) -> KafkaNode:
+        """The node with Kafka node id ``node_id``."""
+        return self.node(f"kafka-{node_id}")
+
+    def pid(self, name: str) -> int | None:
+        """The pid of a running service of this run folder (``kafka-<id>`` for a node)."""
+        self._check(name)
+        return self._running_pid(name)
+
+    def kill_service(self, name: str) -> int | None:
+        """SIGKILL one service (a crash: nothing is flushed); returns the pid it had.
+
+        Its data stays; :meth:`start_service` brings it back.
+        """
+        pid = self.pid(name)
+        if pid is not None:
+            self.log(f"killing {name} (pid {pid})")
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            while _alive(pid):
+                time.sleep(0.05)
+        self._pid_file(name).unlink(missing_ok=True)
+        return pid
+
+    def active_controller(self) -> int | None:
+        """Node id of the KRaft quorum's leader, the active controller (None: not known).
+
+        Clients are never told (brokers answer a random node as "controller"), and aiokafka
+        has no DescribeQuorum; every voter records the leader of each epoch it sees in its
+        ``quorum-state`` file, so the live node with the newest epoch knows.
+        """
+        best: tuple[int, int] | None = None
+        for node in self.nodes:
+            if self._running_pid(node.service) is None:
+                continue
+            path = self._node_dir(node, "data", "__cluster_metadata-0", "quorum-state")
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                state = json.loads(path.read_text())
+                epoch, leader = int(state["leaderEpoch"]), int(state["leaderId"])
+                if leader >= 0 and (best is None or epoch > best[0]):
+                    best = (epoch, leader)
+        return None if best is None else best[1]
+
+    def _node_dir(self, node: KafkaNode, *parts: str) -> Path:
+        return self._path("kafka", f"node-{node.node_id}", *parts)
+
+    def _check(self, name: str) -> None:
+        if name in ("kafka", "redis") or (self.nodes and name in self.kafka_services):
+            return
+        choices = ", ".join(("kafka", *(n.service for n in self.nodes), "redis"))
+        raise StackError(f"unknown service {name!r}: choose one of {choices}")
+
+    def _expand(self, name: str) -> tuple[str, ...]:
+        """A service name as the processes it stands for (``kafka``: every node)."""
+        self._check(name)
+        return self.kafka_services if name == "kafka" else (name,)
 
     # Paths --------------------------------------------------------------------------
     def _path(self, *parts: str) -> Path:
@@ -165,58 +355,81 @@ class LocalStack:
         return self._path("pids", f"{name}.pid")
 
     def log_file(self, name: str) -> Path:
-        """Where a service's output goes."""
+        """Where a service's output goes (a node of a cluster: ``kafka-<id>``)."""
         return self._path("logs", f"{name}.log")
+
+    def log_files(self, name: str) -> list[tuple[str, Path]]:
+        """(service, log file) of a service name; ``kafka`` of a cluster gives every node."""
+        return [(service, self.log_file(service)) for service in self._expand(name)]
 
     # Public commands ----------------------------------------------------------------
     def up(self) -> list[ServiceStatus]:
-        """Start whatever is not running yet and wait until both services answer."""
+        """Start whatever is not running yet and wait until every service answers."""
         self._make_dirs()
+        if self.nodes:
+            self._write_layout()
         if self._running_pid("redis") is None:
             self._start_redis()
-        if self._running_pid("kafka") is None:
-            self._start_kafka()
-        self._wait_ready(SERVICES)
+        # Every node is spawned before any is waited for: a node answers once a quorum of
+        # controllers runs, which needs the others.
+        for service in self.kafka_services:
+            if self._running_pid(service) is None:
+                self._start_kafka(service)
+        self._wait_ready(("redis", *self.kafka_services))
         return self.status()
 
     def down(self) -> None:
         """Stop the services this run folder started; leave everything else alone."""
-        for name in SERVICES:
-            self.stop_service(name)
+        self.stop_service("kafka")
+        self.stop_service("redis")
 
     def start_service(self, name: str) -> None:
-        """Start one service (``kafka`` or ``redis``) on its existing data; wait until ready.
+        """Start one service (``kafka``, a node ``kafka-<id>``, or ``redis``) on its existing
+        data; wait until ready.
 
         A no-op when it already runs. With :meth:`stop_service` this restarts a broker or a
-        Redis under running clients, which is what the fault-injection tests do.
+        Redis under running clients, which is what the fault-injection tests do. A node of a
+        cluster is ready once the cluster lists it among its brokers again.
         """
-        _check_service(name)
+        services = self._expand(name)
         self._make_dirs()
-        if self._running_pid(name) is None:
-            if name == "kafka":
-                self._start_kafka()
-            else:
-                self._start_redis()
-        self._wait_ready((name,))
+        for service in services:
+            if self._running_pid(service) is None:
+                if service == "redis":
+                    self._start_redis()
+                else:
+                    self._start_kafka(service)
+        self._wait_ready(services)
 
     def stop_service(self, name: str, *, timeout_s: float = 30.0) -> None:
         """Stop one service this run folder started (SIGTERM, SIGKILL after ``timeout_s``).
 
-        Its data stays; :meth:`start_service` brings it back on the same data.
+        Its data stays; :meth:`start_service` brings it back on the same data. ``kafka`` of
+        a cluster signals every node at once: a node stopped alone last would wait for a
+        quorum that is gone.
         """
-        _check_service(name)
-        pid = self._running_pid(name)
-        if pid is None:
-            self._pid_file(name).unlink(missing_ok=True)
-            return
-        self.log(f"stopping {name} (pid {pid})")
-        _terminate(pid, timeout_s=timeout_s)
-        self._pid_file(name).unlink(missing_ok=True)
+        running: list[tuple[str, int]] = []
+        for service in self._expand(name):
+            pid = self._running_pid(service)
+            if pid is None:
+                self._pid_file(service).unlink(missing_ok=True)
+            else:
+                self.log(f"stopping {service} (pid {pid})")
+                running.append((service, pid))
+        _terminate_all([pid for _, pid in running], timeout_s=timeout_s)
+        for service, _ in running:
+            self._pid_file(service).unlink(missing_ok=True)
 
     def data_dir(self, name: str) -> Path:
         """Where a service keeps its data (Redis: the append-only files; Kafka: the logs)."""
-        _check_service(name)
-        return self._path("kafka", "data") if name == "kafka" else self._path("redis")
+        self._check(name)
+        if name == "redis":
+            return self._path("redis")
+        if name == "kafka":
+            if self.nodes:
+                raise StackError("a cluster keeps data per node: ask for kafka-<id>")
+            return self._path("kafka", "data")
+        return self._node_dir(self.node(name), "data")
 
     def reset(self) -> None:
         """Stop the services and delete all their data and logs."""
@@ -226,12 +439,35 @@ class LocalStack:
         self.log(f"removed {self.root}")
 
     def status(self) -> list[ServiceStatus]:
-        """Health and version of Kafka and Redis."""
+        """Health and version of Kafka (each node of a cluster) and Redis."""
         s = self.settings
-        kafka_pid = self._running_pid("kafka")
         redis_pid = self._running_pid("redis")
-        kafka_ok = _kafka_answers(s)
         redis_version = _redis_version(s.redis_port)
+        if self.nodes:
+            brokers: list[ServiceStatus] = []
+            for node in self.nodes:
+                ok = _broker_ids(node.port) is not None
+                brokers.append(
+                    ServiceStatus(
+                        node.service,
+                        self._running_pid(node.service) is not None,
+                        ok,
+                        self._running_pid(node.service),
+                        node.address,
+                        s.kafka_version if ok else "-",
+                    )
+                )
+            redis = ServiceStatus(
+                "redis",
+                redis_pid is not None,
+                redis_version is not None,
+                redis_pid,
+                f"127.0.0.1:{s.redis_port}",
+                redis_version or "-",
+            )
+            return [*brokers, redis]
+        kafka_pid = self._running_pid("kafka")
+        kafka_ok = _kafka_answers(s)
         return [
             ServiceStatus(
                 "kafka",
@@ -252,7 +488,12 @@ class LocalStack:
         ]
 
     def tail_logs(self, name: str, lines: int = 40) -> str:
-        """The last lines of a service's log."""
+        """The last lines of a service's log (``kafka`` of a cluster: of every node's)."""
+        if self.nodes and name == "kafka":
+            return "\n".join(
+                f"==> {service} <==\n{self.tail_logs(service, lines)}"
+                for service in self.kafka_services
+            )
         path = self.log_file(name)
         if not path.exists():
             return f"(no log at {path})"
@@ -261,6 +502,8 @@ class LocalStack:
     def _make_dirs(self) -> None:
         for sub in ("pids", "logs", "kafka", "redis"):
             self._path(sub).mkdir(parents=True, exist_ok=True)
+        for node in self.nodes:
+            self._node_dir(node, "data").mkdir(parents=True, exist_ok=True)
 
     # Redis ----------------------------------------------------------------------------
     def _start_redis(self) -> None:
@@ -282,7 +525,10 @@ class LocalStack:
         self._spawn("redis", cmd)
 
     # Kafka ----------------------------------------------------------------------------
-    def _start_kafka(self) -> None:
+    def _start_kafka(self, service: str = "kafka") -> None:
+        if service != "kafka":
+            self._start_node(self.node(service))
+            return
         java = _require_tool("java", "Java 17+ (Debian: apt-get install openjdk-17-jre-headless)")
         s = self.settings
         _require_free_port(s.kafka_port, "Kafka", "TOKENBOARD_KAFKA_PORT")
@@ -312,6 +558,57 @@ class LocalStack:
         self.log(f"starting Kafka {s.kafka_version} (KRaft) on 127.0.0.1:{s.kafka_port}")
         # The run folder in a -D flag marks the command line as ours for _running_pid.
         self._spawn("kafka", [*base, f"-Dtokenboard.run={self.root}", "kafka.Kafka", str(config)])
+
+    def _start_node(self, node: KafkaNode) -> None:
+        """Format (first start only) and start one node of the cluster."""
+        java = _require_tool("java", "Java 17+ (Debian: apt-get install openjdk-17-jre-headless)")
+        s = self.settings
+        _require_free_port(node.port, f"Kafka node {node.node_id}", "TOKENBOARD_KAFKA_PORT")
+        _require_free_port(
+            node.controller_port,
+            f"Kafka controller {node.node_id}",
+            "TOKENBOARD_KAFKA_CONTROLLER_PORT",
+        )
+        if not self._cluster_id:
+            self._write_layout()
+        classpath = self._kafka_classpath()
+        config = self._write_node_config(node)
+        log4j = _package_file("log4j.properties")
+        base = [java, f"-Xmx{s.kafka_heap}", f"-Xms{s.kafka_heap}", "-cp", classpath,
+                f"-Dlog4j.configuration=file:{log4j}", "-Djava.awt.headless=true"]  # fmt: skip
+        if not self._node_dir(node, "data", "meta.properties").exists():
+            self.log(f"formatting Kafka storage of node {node.node_id} (KRaft)")
+            fmt = ["kafka.tools.StorageTool", "format", "-t", self._cluster_id, "-c", str(config)]
+            done = subprocess.run([*base, *fmt], capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise StackError(
+                    f"formatting Kafka storage of node {node.node_id} failed:\n"
+                    f"{done.stdout}{done.stderr}"
+                )
+        self.log(f"starting Kafka {s.kafka_version} node {node.node_id} on {node.address}")
+        marks = [f"-Dtokenboard.run={self.root}", f"-Dtokenboard.node={node.node_id}"]
+        self._spawn(node.service, [*base, *marks, "kafka.Kafka", str(config)])
+
+    def _write_node_config(self, node: KafkaNode) -> Path:
+        replication, min_isr = cluster_replication(len(self.nodes))
+        voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes)
+        text = (
+            _package_file("server-cluster.properties.template")
+            .read_text()
+            .format(
+                node_id=node.node_id,
+                voters=voters,
+                port=node.port,
+                controller_port=node.controller_port,
+                data_dir=self._node_dir(node, "data"),
+                partitions=self.settings.partitions,
+                replication=replication,
+                min_isr=min_isr,
+            )
+        )
+        path = self._node_dir(node, "server.properties")
+        path.write_text(text)
+        return path
 
     def _kafka_classpath(self) -> str:
         version = self.settings.kafka_version
@@ -369,7 +666,11 @@ class LocalStack:
         except OSError:
             return None
         marker = str(self.root)
-        ours = marker in cmdline if name == "kafka" else "redis-server" in cmdline
+        if name.startswith("kafka-"):
+            node_mark = f"-Dtokenboard.node={name.removeprefix('kafka-')}"
+            ours = marker in cmdline and node_mark in cmdline.split()
+        else:
+            ours = marker in cmdline if name == "kafka" else "redis-server" in cmdline
         if name == "redis" and ours:
             # redis-server rewrites its title; check its working directory instead.
             with contextlib.suppress(OSError):
@@ -395,6 +696,7 @@ class LocalStack:
         deadline = time.monotonic() + READY_TIMEOUT_S
         waiting = set(names)
         last_note = 0.0
+        everyone = {n.node_id for n in self.nodes}
         while waiting and time.monotonic() < deadline:
             if "redis" in waiting and _redis_version(s.redis_port) is not None:
                 waiting.discard("redis")
@@ -402,6 +704,11 @@ class LocalStack:
             if "kafka" in waiting and _kafka_answers(s):
                 waiting.discard("kafka")
                 self.log(f"kafka ready on 127.0.0.1:{s.kafka_port}")
+            for node in self.nodes:
+                # A node is ready when it answers and the cluster it sees has every node.
+                if node.service in waiting and _broker_ids(node.port) == everyone:
+                    waiting.discard(node.service)
+                    self.log(f"{node.service} ready on {node.address}")
             for name in list(waiting):
                 if self._exited(name):
                     raise StackError(
@@ -421,11 +728,6 @@ class LocalStack:
 
 
 # Helpers ----------------------------------------------------------------------------------
-def _check_service(name: str) -> None:
-    if name not in SERVICES:
-        raise StackError(f"unknown service {name!r}: choose one of {', '.join(SERVICES)}")
-
-
 def _package_file(name: str) -> Path:
     return Path(str(resources.files("streams.dev") / "kafka" / name))
 
@@ -467,17 +769,25 @@ def _require_free_port(port: int, what: str, variable: str) -> None:
 
 
 def _terminate(pid: int, timeout_s: float) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
+    _terminate_all([pid], timeout_s)
+
+
+def _terminate_all(pids: list[int], timeout_s: float) -> None:
+    """SIGTERM every pid at once, SIGKILL the ones still alive after ``timeout_s``."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if not _alive(pid):
+        if not any(_alive(pid) for pid in pids):
             return
         time.sleep(0.2)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-    while _alive(pid):
-        time.sleep(0.1)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    for pid in pids:
+        while _alive(pid):
+            time.sleep(0.1)
 
 
 def _alive(pid: int) -> bool:
@@ -512,6 +822,31 @@ def _redis_version(port: int) -> str | None:
         if line.startswith("redis_version:"):
             return line.split(":", 1)[1].strip()
     return None
+
+
+def _broker_ids(port: int) -> set[int] | None:
+    """The node ids of the brokers the broker on ``port`` lists (None: it does not answer)."""
+    import asyncio
+
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    async def probe() -> set[int] | None:
+        client = AIOKafkaAdminClient(bootstrap_servers=f"127.0.0.1:{port}", request_timeout_ms=3000)
+        try:
+            await asyncio.wait_for(client.start(), 5)
+            cluster = await asyncio.wait_for(client.describe_cluster(), 5)
+            return {int(b["node_id"]) for b in cluster["brokers"]}
+        except Exception:
+            return None
+        finally:
+            with contextlib.suppress(Exception):
+                await client.close()
+
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        if sock.connect_ex(("127.0.0.1", port)) != 0:
+            return None
+    return asyncio.run(probe())
 
 
 def _kafka_answers(settings: Settings) -> bool:
