@@ -38,6 +38,17 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "worker_web_port": (None, PORT_MAX),
     "max_request_bytes": (1, None),
     "max_event_bytes": (1, None),
+    "http_header_timeout_s": (0.001, None),
+    "http_body_timeout_s": (0.001, None),
+    "http_keepalive_timeout_s": (0, None),
+    "http_keepalive_requests": (1, None),
+    "http_max_connections": (1, None),
+    "ingest_allow_anonymous": (0, 1),
+    "api_workers": (1, 64),
+    "api_cache_check_ms": (0, None),
+    "api_cache_max_age_ms": (1, None),
+    "api_max_streams": (0, None),
+    "api_stream_queue": (1, None),
     "kafka_port": (1, PORT_MAX),
     "kafka_controller_port": (1, PORT_MAX),
     "redis_port": (1, PORT_MAX),
@@ -101,6 +112,33 @@ class Settings:
     api_keys: str = field(default="", repr=False)
     max_request_bytes: int = 8 * 1024 * 1024
     max_event_bytes: int = 64 * 1024
+
+    # HTTP servers (``tokenboard api`` and ``tokenboard ingest``; streams/http/web.py)
+    # A request line and headers must arrive within this many seconds of their first byte (or
+    # of the connection's opening): a client trickling header lines is cut.
+    http_header_timeout_s: float = 10.0
+    # A request body must arrive within this many seconds of its headers.
+    http_body_timeout_s: float = 30.0
+    # An idle keep-alive connection is closed after this many seconds (0: after each request).
+    http_keepalive_timeout_s: float = 15.0
+    # A keep-alive connection is closed after this many requests.
+    http_keepalive_requests: int = 1000
+    # Connections open at once per process; one more is answered 503 and closed.
+    http_max_connections: int = 12000
+    # 1: the ingest gateway may listen on a non-loopback address without TOKENBOARD_API_KEYS.
+    ingest_allow_anonymous: int = 0
+
+    # Read API (``tokenboard api``; streams/http/read_cache.py, streams/http/fanout.py)
+    # Processes sharing the port (SO_REUSEPORT); ``--workers`` overrides it.
+    api_workers: int = 1
+    # How often (at most) the snapshot version is read from Redis; 0: on every request.
+    api_cache_check_ms: int = 100
+    # A cached answer is recomputed after this long even when the version did not change.
+    api_cache_max_age_ms: int = 1000
+    # Live-feed (SSE) clients at once per process; one more gets 503 with Retry-After.
+    api_max_streams: int = 10000
+    # Events queued for one SSE client; a client that falls further behind is dropped.
+    api_stream_queue: int = 256
 
     # Local stack (``tokenboard stack``)
     run_dir: str = ".run"

@@ -125,12 +125,28 @@ def _report(p: argparse.ArgumentParser) -> None:
 
 def _ingest(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, help="listen port (default TOKENBOARD_INGEST_PORT)")
-    p.add_argument("--host", default="0.0.0.0", help="listen address")
+    p.add_argument(
+        "--host",
+        help="listen address (default 0.0.0.0 with TOKENBOARD_API_KEYS, 127.0.0.1 without)",
+    )
+    p.add_argument(
+        "--allow-anonymous",
+        action="store_true",
+        help="listen on a non-loopback address without API keys "
+        "(TOKENBOARD_INGEST_ALLOW_ANONYMOUS=1)",
+    )
 
 
 def _api(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, help="listen port (default TOKENBOARD_API_PORT)")
     p.add_argument("--host", default="0.0.0.0", help="listen address")
+    p.add_argument(
+        "--workers",
+        type=at_least(1),
+        help="processes sharing the port with SO_REUSEPORT (default TOKENBOARD_API_WORKERS)",
+    )
+    # Set by --workers for its child processes.
+    p.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
 
 
 def _simulate(p: argparse.ArgumentParser) -> None:

@@ -6,6 +6,12 @@ topics; no route writes anything. Any other method is answered with 405, errors 
 response body: bodies are the Structs of :mod:`streams.http.schemas`, from which
 :mod:`streams.http.openapi_read` generates the schemas.
 
+Hot answers (leaderboards, the report, histories, the overview, country shares, week to date)
+are computed once per snapshot change and served from memory with ``ETag``/``304``
+(:mod:`streams.http.read_cache`); the live feed is one Kafka tail per process fanned out to
+every client (:mod:`streams.http.fanout`). ``--workers N`` runs N processes on one port
+(``SO_REUSEPORT``, :mod:`streams.http.processes`).
+
 Errors are mapped explicitly (:func:`errors_middleware`):
 :class:`~aggregations.errors.InvalidInput` is a 400, :class:`~aggregations.errors.NotFound` a
 404, Redis or Kafka trouble a 503, and anything else a bug: a 500 whose error id is logged
@@ -18,8 +24,9 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,10 +41,22 @@ from redis.exceptions import RedisError
 from aggregations.errors import InvalidInput, NotFound
 from aggregations.weeks import day_id
 from streams.http import schemas
+from streams.http.fanout import ClientDropped, EventHub, StreamsFull
 from streams.http.openapi_read import openapi_document
-from streams.http.web import health_routes, internal_error_id, request_counter
+from streams.http.processes import run_processes
+from streams.http.read_cache import ReadCache
+from streams.http.server_metrics import STREAM_REFUSED
+from streams.http.web import (
+    PortInUse,
+    ServerLimits,
+    bind_listener,
+    health_routes,
+    internal_error_id,
+    on_disconnect,
+    request_counter,
+    run_server,
+)
 from streams.sdk import dead_letters
-from streams.sdk.tail import EventTail
 from streams.settings import Settings
 from streams.store import queries
 from streams.store.client import connect
@@ -58,6 +77,8 @@ MAX_DEAD_LETTERS = 1000
 # do not time the connection out.
 KEEPALIVE_S = 10.0
 READY_PING_S = 2.0
+#: ``Retry-After`` of a live-feed client refused at the connection cap.
+STREAMS_FULL_RETRY_S = 5
 
 
 class _Health:
@@ -73,6 +94,8 @@ REDIS = web.AppKey("redis", aioredis.Redis)
 HEALTH = web.AppKey("health", _Health)
 STOPPING = web.AppKey("stopping", asyncio.Event)
 OPENAPI = web.AppKey("openapi", bytes)
+CACHE = web.AppKey("cache", ReadCache)
+HUB = web.AppKey("hub", EventHub)
 
 S = TypeVar("S", bound=msgspec.Struct)
 
@@ -87,6 +110,12 @@ def build_api_app(settings: Settings) -> web.Application:
     app[HEALTH] = _Health()
     app[STOPPING] = asyncio.Event()
     app[OPENAPI] = orjson.dumps(openapi_document())
+    app[HUB] = EventHub(
+        settings,
+        lambda: EventNamer(app[REDIS], app[KEYS]),
+        queue_limit=settings.api_stream_queue,
+        max_clients=settings.api_max_streams,
+    )
     app.cleanup_ctx.append(_redis_context)
     app.on_shutdown.append(_stop_streams)
     dimension = "{dimension:model|country|vendor}"
@@ -114,12 +143,33 @@ def build_api_app(settings: Settings) -> web.Application:
 
 
 def run_api(args: argparse.Namespace, settings: Settings) -> int:
-    """CLI handler: serve the API and the dashboard until Ctrl-C."""
-    port = args.port or settings.api_port
+    """CLI handler: serve the API and the dashboard until Ctrl-C.
+
+    With ``--workers N`` (``TOKENBOARD_API_WORKERS``) N processes listen on the same port
+    with ``SO_REUSEPORT`` and the kernel spreads connections over them; each has its own
+    cache and its own tail of the live feed.
+    """
+    port = args.port if args.port is not None else settings.api_port
     host = args.host
-    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
-    print(f"tokenboard api: dashboard http://{shown}:{port}/  ·  spec /openapi.json", flush=True)
-    web.run_app(build_api_app(settings), host=host, port=port, access_log=None, print=None)
+    workers = args.workers if args.workers is not None else settings.api_workers
+    if workers > 1 and not args.reuse_port:
+        return run_processes("api", args, settings, workers, port)
+    try:
+        listener = bind_listener(port, host, reuse_port=args.reuse_port, backlog=4096)
+    except PortInUse:
+        print(
+            f"error: port {port} for the read API is in use (TOKENBOARD_API_PORT or --port)",
+            file=sys.stderr,
+        )
+        return 2
+    if not args.reuse_port:
+        shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        bound = listener.getsockname()[1]
+        print(
+            f"tokenboard api: dashboard http://{shown}:{bound}/  ·  spec /openapi.json",
+            flush=True,
+        )
+    run_server(build_api_app(settings), listener, ServerLimits.from_settings(settings), SERVICE)
     return 0
 
 
@@ -184,6 +234,18 @@ def _json(value: Any, kind: type[S]) -> web.Response:
     return _body(schemas.to_struct(value, kind))
 
 
+async def _cached(
+    request: web.Request, key: Hashable, compute: Callable[[], Awaitable[Any]], kind: type[S]
+) -> web.Response:
+    """The answer for ``key`` from the read cache; ``compute`` runs (once for all concurrent
+    requests) when the snapshot version changed since it last ran."""
+
+    async def body() -> bytes:
+        return schemas.encode(schemas.to_struct(await compute(), kind))
+
+    return await request.app[CACHE].answer(request, key, body)
+
+
 # Parameters -------------------------------------------------------------------------------
 def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query.get(name)
@@ -207,10 +269,13 @@ def _week_param(request: web.Request, default: str = "current") -> str:
 async def _leaderboard(request: web.Request) -> web.Response:
     app = request.app
     n = _int_param(request, "n", 10, 1, MAX_ROWS)
-    board = await queries.leaderboard(
-        app[REDIS], app[KEYS], request.match_info["dimension"], _week_param(request), n
+    dimension, week = request.match_info["dimension"], _week_param(request)
+    return await _cached(
+        request,
+        ("leaderboard", dimension, week, n),
+        lambda: queries.leaderboard(app[REDIS], app[KEYS], dimension, week, n),
+        schemas.Leaderboard,
     )
-    return _json(board, schemas.Leaderboard)
 
 
 async def _rolling(request: web.Request) -> web.Response:
@@ -218,18 +283,25 @@ async def _rolling(request: web.Request) -> web.Response:
     days = _int_param(request, "days", 7, 1, queries.MAX_ROLLING_DAYS)
     n = _int_param(request, "n", 10, 1, MAX_ROWS)
     end = request.query.get("end") or None
-    board = await queries.rolling_leaderboard(
-        app[REDIS], app[KEYS], request.match_info["dimension"], end, days, n
+    dimension = request.match_info["dimension"]
+    return await _cached(
+        request,
+        ("rolling", dimension, end, days, n),
+        lambda: queries.rolling_leaderboard(app[REDIS], app[KEYS], dimension, end, days, n),
+        schemas.RollingLeaderboard,
     )
-    return _json(board, schemas.RollingLeaderboard)
 
 
 async def _report(request: web.Request) -> web.Response:
-    top = _int_param(request, "top", request.app[SETTINGS].top_n, 1, MAX_ROWS)
-    report = await weekly_report(
-        request.app[REDIS], request.app[KEYS], _week_param(request, "last"), top
+    app = request.app
+    top = _int_param(request, "top", app[SETTINGS].top_n, 1, MAX_ROWS)
+    week = _week_param(request, "last")
+    return await _cached(
+        request,
+        ("report", week, top),
+        lambda: weekly_report(app[REDIS], app[KEYS], week, top),
+        schemas.Report,
     )
-    return _json(report, schemas.Report)
 
 
 def _history(dimension: str, param: str) -> Handler:
@@ -238,8 +310,12 @@ def _history(dimension: str, param: str) -> Handler:
         if dimension == "country":
             member = member.upper()
         app = request.app
-        found = await queries.history(app[REDIS], app[KEYS], dimension, member)
-        return _json(found, schemas.History)
+        return await _cached(
+            request,
+            ("history", dimension, member),
+            lambda: queries.history(app[REDIS], app[KEYS], dimension, member),
+            schemas.History,
+        )
 
     return handler
 
@@ -254,26 +330,40 @@ async def _week_to_date(request: web.Request) -> web.Response:
         raise InvalidInput("member is required for a dimension other than total")
     if dimension == "country":
         member = member.upper()
-    day = request.query.get("day")
-    if day is None:
-        watermark = (await read_state(app[REDIS], app[KEYS])).watermark_ms
-        if not watermark:
-            raise NotFound("no data yet")
-        day = day_id(watermark)
-    totals = await week_to_date_tokens(app[REDIS], app[KEYS], dimension, member, day)
-    return _json(totals, schemas.WeekToDate)
+    asked = request.query.get("day")
+
+    async def totals() -> dict[str, object]:
+        day = asked
+        if day is None:
+            watermark = (await read_state(app[REDIS], app[KEYS])).watermark_ms
+            if not watermark:
+                raise NotFound("no data yet")
+            day = day_id(watermark)
+        return await week_to_date_tokens(app[REDIS], app[KEYS], dimension, member, day)
+
+    return await _cached(
+        request, ("week-to-date", dimension, member, asked), totals, schemas.WeekToDate
+    )
 
 
 async def _overview(request: web.Request) -> web.Response:
-    return _json(await queries.overview(request.app[REDIS], request.app[KEYS]), schemas.Overview)
+    app = request.app
+    return await _cached(
+        request, ("overview",), lambda: queries.overview(app[REDIS], app[KEYS]), schemas.Overview
+    )
 
 
 async def _shares(request: web.Request) -> web.Response:
     app = request.app
-    weeks = (await read_state(app[REDIS], app[KEYS])).weeks
-    last = _int_param(request, "weeks", len(weeks) or 1, 1, 520)
-    shares = await queries.country_shares(app[REDIS], app[KEYS], weeks[-last:])
-    return _json(shares, schemas.CountryShares)
+    # Checked before the cache: a bad value is a 400 whatever the weeks are.
+    last = _int_param(request, "weeks", 0, 1, 520) if request.query.get("weeks") else None
+
+    async def shares() -> dict[str, Any]:
+        weeks = (await read_state(app[REDIS], app[KEYS])).weeks
+        chosen = weeks[-last:] if last is not None else weeks
+        return await queries.country_shares(app[REDIS], app[KEYS], chosen)
+
+    return await _cached(request, ("shares", last), shares, schemas.CountryShares)
 
 
 async def _dead_letters(request: web.Request) -> web.Response:
@@ -312,13 +402,31 @@ async def _events_stream(request: web.Request) -> web.StreamResponse:
     The first message is ``event: ready``: from then on every published event reaches this
     client. Each payload is the event as published plus ``name`` (the display name of its
     ``member`` or alert ``subject``, which keep the id) and ``text`` (the line ``tokenboard
-    watch`` prints): :meth:`streams.store.names.EventNamer.payload`.
+    watch`` prints): :meth:`streams.store.names.EventNamer.payload`. Every client of the
+    process shares one tail of the topics (:class:`~streams.http.fanout.EventHub`); a client
+    more than ``TOKENBOARD_API_STREAM_QUEUE`` events behind is disconnected, and beyond
+    ``TOKENBOARD_API_MAX_STREAMS`` clients a new one gets 503 with ``Retry-After``.
     """
     app = request.app
     backlog = _int_param(request, "backlog", 0, 0, MAX_BACKLOG)
-    tail = EventTail(app[SETTINGS], backlog=backlog)
-    # Start before answering so that an unreachable broker is a 503, not a silent stream.
-    await tail.start()
+    hub = app[HUB]
+    try:
+        # Starts the tail on first use, before answering: an unreachable broker is a 503,
+        # not a silent stream.
+        client, history = await hub.subscribe(backlog, request.transport)
+    except StreamsFull:
+        STREAM_REFUSED.inc()
+        return _body(
+            schemas.Error(
+                error=f"this process serves its maximum of {hub.max_clients} live-feed "
+                "clients (TOKENBOARD_API_MAX_STREAMS); retry later",
+                status=503,
+            ),
+            status=503,
+            headers={"Retry-After": str(STREAMS_FULL_RETRY_S)},
+        )
+    # A client that goes away is noticed at once rather than at the next keep-alive write.
+    on_disconnect(request, client.end)
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -328,36 +436,36 @@ async def _events_stream(request: web.Request) -> web.StreamResponse:
     )
     try:
         await response.prepare(request)
-        await response.write(b"event: ready\ndata: {}\n\n")
-        namer = EventNamer(app[REDIS], app[KEYS])
-        written = time.monotonic()
+        await response.write(b"event: ready\ndata: {}\n\n" + b"".join(history))
         while not app[STOPPING].is_set():
-            transport = request.transport
-            if transport is None or transport.is_closing():
-                break
-            for event in await tail.next_batch(timeout_ms=1000):
-                payload = await namer.payload(event)
-                await response.write(b"data: " + orjson.dumps(payload) + b"\n\n")
-                written = time.monotonic()
-            if time.monotonic() - written > KEEPALIVE_S:
-                await response.write(b": keep-alive\n\n")
-                written = time.monotonic()
-    except ConnectionResetError:
-        pass  # the browser went away; nothing is owed to anyone
+            data = await client.next(KEEPALIVE_S)
+            if data == b"":
+                break  # ended: shutdown, the client left, or the upstream tail failed
+            await response.write(data if data is not None else b": keep-alive\n\n")
+    except (ConnectionError, ClientDropped):
+        pass  # the browser went away, or fell too far behind; nothing is owed to anyone
     finally:
-        await tail.stop()
+        hub.unsubscribe(client)
     return response
 
 
 # Lifecycle --------------------------------------------------------------------------------
 async def _redis_context(app: web.Application) -> AsyncIterator[None]:
-    client = connect(app[SETTINGS])
+    settings = app[SETTINGS]
+    client = connect(settings)
     app[REDIS] = client
+    app[CACHE] = ReadCache(
+        client,
+        app[KEYS],
+        check_s=settings.api_cache_check_ms / 1000,
+        max_age_s=settings.api_cache_max_age_ms / 1000,
+    )
     pinger = asyncio.create_task(_ping_forever(client, app[HEALTH]))
     yield
     pinger.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await pinger
+    await app[HUB].stop()
     await client.aclose()
 
 
@@ -373,3 +481,4 @@ async def _ping_forever(client: aioredis.Redis, health: _Health) -> None:
 async def _stop_streams(app: web.Application) -> None:
     # Open event streams would otherwise hold the shutdown until its timeout.
     app[STOPPING].set()
+    await app[HUB].stop()

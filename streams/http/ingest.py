@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import logging
 import math
+import sys
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -36,7 +37,16 @@ from streams import metrics
 from streams.http import ingest_schemas as schemas
 from streams.http.openapi_ingest import ingest_openapi
 from streams.http.otlp import otlp_routes
-from streams.http.web import health_routes, internal_error_id, request_counter
+from streams.http.web import (
+    PortInUse,
+    ServerLimits,
+    bind_listener,
+    health_routes,
+    internal_error_id,
+    is_loopback,
+    request_counter,
+    run_server,
+)
 from streams.sdk.producer import UsageProducer
 from streams.settings import Settings
 from streams.store.client import connect
@@ -414,12 +424,36 @@ def build_ingest_app(
 
 
 def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
-    """CLI handler: serve the gateway until SIGINT/SIGTERM."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    """CLI handler: serve the gateway until SIGINT/SIGTERM.
+
+    Without API keys it listens on 127.0.0.1 only, and refuses a non-loopback ``--host``
+    unless ``--allow-anonymous`` (``TOKENBOARD_INGEST_ALLOW_ANONYMOUS=1``) says so. Slow
+    clients, connections and keep-alive are bounded by the ``TOKENBOARD_HTTP_*`` limits
+    (:class:`~streams.http.web.ServerLimits`).
+    """
     port = args.port if args.port is not None else settings.ingest_port
-    if not settings.api_key_set:
+    keys = bool(settings.api_key_set)
+    host = args.host if args.host is not None else ("0.0.0.0" if keys else "127.0.0.1")
+    anonymous = args.allow_anonymous or settings.ingest_allow_anonymous == 1
+    if not keys and not anonymous and not is_loopback(host):
+        print(
+            f"error: refusing to listen on {host} without API keys: set TOKENBOARD_API_KEYS, "
+            "or accept events from anyone with TOKENBOARD_INGEST_ALLOW_ANONYMOUS=1 "
+            "(--allow-anonymous)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        listener = bind_listener(port, host, backlog=1024)
+    except PortInUse:
+        print(f"error: port {port} for the ingest gateway is in use (TOKENBOARD_INGEST_PORT or"
+              " --port)", file=sys.stderr)  # fmt: skip
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if not keys:
         log.warning("TOKENBOARD_API_KEYS is empty: the gateway accepts events without a key")
-    log.info("ingest gateway on http://%s:%d/v1/events (API: /openapi.json)", args.host, port)
-    # No access log: one line per request costs more than the request at high rates.
-    web.run_app(build_ingest_app(settings), host=args.host, port=port, access_log=None, print=None)
+    port = listener.getsockname()[1]  # the free port found, for port 0
+    log.info("ingest gateway on http://%s:%d/v1/events (API: /openapi.json)", host, port)
+    limits = ServerLimits.from_settings(settings)
+    run_server(build_ingest_app(settings), listener, limits, SERVICE)
     return 0

@@ -59,16 +59,49 @@ def _errors(*statuses: int) -> dict[str, Any]:
     return {**responses, "500": INTERNAL_ERROR}
 
 
+#: Answers of the cached routes (streams.http.read_cache) carry these validators.
+CACHE_HEADERS = {
+    "ETag": {
+        "description": "Strong tag of the body (the same in every API process)",
+        "schema": {"type": "string"},
+    },
+    "Last-Modified": {
+        "description": "The last snapshot write (absent before any)",
+        "schema": {"type": "string"},
+    },
+    "Cache-Control": {
+        "description": "`public, no-cache`: store, but revalidate with If-None-Match",
+        "schema": {"type": "string"},
+    },
+}
+IF_NONE_MATCH = {
+    "name": "If-None-Match",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "ETag(s) of an answer already held: 304 without a body when it is current",
+}
+
+
 def _get(
-    summary: str, schema: str, params: list[dict[str, Any]], errors: tuple[int, ...] = (503,)
+    summary: str,
+    schema: str,
+    params: list[dict[str, Any]],
+    errors: tuple[int, ...] = (503,),
+    *,
+    cached: bool = False,
 ) -> dict[str, Any]:
-    return {
-        "get": {
-            "summary": summary,
-            "parameters": params,
-            "responses": {"200": _json_response(schema, summary), **_errors(*errors)},
+    ok = _json_response(schema, summary)
+    responses = {"200": ok, **_errors(*errors)}
+    if cached:
+        # Computed once per snapshot change and served from memory, with validators.
+        ok["headers"] = CACHE_HEADERS
+        responses["304"] = {
+            "description": "Not modified: If-None-Match named the current ETag",
+            "headers": CACHE_HEADERS,
         }
-    }
+        params = [*params, IF_NONE_MATCH]
+    return {"get": {"summary": summary, "parameters": params, "responses": responses}}
 
 
 def _int_query(name: str, low: int, high: int, default: int | None, text: str) -> dict[str, Any]:
@@ -104,6 +137,7 @@ def _paths() -> dict[str, Any]:
             "Leaderboard",
             [DIM_PARAM, WEEK_PARAM, N_PARAM],
             ALL_ERRORS,
+            cached=True,
         ),
         "/v1/leaderboard/{dimension}/rolling": _get(
             "Top N over the last days (UTC), summed from the daily boards",
@@ -115,30 +149,35 @@ def _paths() -> dict[str, Any]:
                 N_PARAM,
             ],
             ALL_ERRORS,
+            cached=True,
         ),
         "/v1/report": _get(
             "The weekly report (the JSON of `tokenboard report --json`)",
             "Report",
             [REPORT_WEEK_PARAM, _int_query("top", 1, 100, 10, "models in the top list")],
             ALL_ERRORS,
+            cached=True,
         ),
         "/v1/history/model/{model_id}": _get(
             "Weekly series of one model (ids may contain slashes)",
             "History",
             [_path("model_id", member, "model id, e.g. deepseek/deepseek-v4-flash")],
             (404, 503),
+            cached=True,
         ),
         "/v1/history/country/{code}": _get(
             "Weekly series of one country",
             "History",
             [_path("code", member, "ISO 3166-1 alpha-2 code, e.g. CN")],
             (404, 503),
+            cached=True,
         ),
         "/v1/history/vendor/{name}": _get(
             "Weekly series of one vendor",
             "History",
             [_path("name", member, "vendor name, e.g. DeepSeek")],
             (404, 503),
+            cached=True,
         ),
         "/v1/week-to-date/{dimension}": _get(
             "Week-to-date tokens against last week up to the same weekday",
@@ -153,13 +192,17 @@ def _paths() -> dict[str, Any]:
                 _query("day", end_day, "UTC day, default: the watermark's day"),
             ],
             ALL_ERRORS,
+            cached=True,
         ),
-        "/v1/overview": _get("Current week, watermark and the global total", "Overview", []),
+        "/v1/overview": _get(
+            "Current week, watermark and the global total", "Overview", [], cached=True
+        ),
         "/v1/countries/shares": _get(
             "Tokens per country and week, for a stacked chart",
             "CountryShares",
             [_int_query("weeks", 1, 520, None, "only the most recent weeks (default: all)")],
             (400, 503),
+            cached=True,
         ),
         "/v1/dead-letters": _get(
             "Events the workers rejected, with reason, detail and source (newest last)",
@@ -202,6 +245,12 @@ def _paths() -> dict[str, Any]:
                         },
                     },
                     **_errors(400, 503),
+                    "503": _json_response(
+                        "Error",
+                        "Kafka unavailable, or the process serves its maximum of live-feed"
+                        " clients (TOKENBOARD_API_MAX_STREAMS): retry after `Retry-After`"
+                        " seconds",
+                    ),
                 },
             }
         },
@@ -262,7 +311,9 @@ def openapi_document() -> dict[str, Any]:
             " the weekly report, histories, country shares and live ranking changes. Every"
             " route answers GET (and HEAD); any other method gets 405. Errors use the Error"
             " schema; an unexpected failure is a 500 with the InternalError schema, whose"
-            " error_id is logged with the traceback.",
+            " error_id is logged with the traceback. Leaderboards, the report, histories, the"
+            " overview, week to date and country shares are computed once per snapshot change"
+            " and carry ETag and Last-Modified; If-None-Match with the current ETag gets 304.",
         },
         "paths": _paths(),
         "components": {

@@ -78,7 +78,7 @@ class EventTail:
         backlog: list[Any] = []
         live: list[Any] = []
         deadline = time.monotonic() + BACKLOG_READ_S
-        while time.monotonic() < deadline and await self._backlog_left():
+        while time.monotonic() < deadline and await self._backlog_left(deadline):
             batches = await consumer.getmany(timeout_ms=200)
             for tp, chunk in batches.items():
                 end = self._backlog_end.get(tp, 0)
@@ -87,12 +87,18 @@ class EventTail:
         latest = self._in_time_order(backlog)[-self.backlog :]
         self._pending = self._events(latest) + self._events(self._in_time_order(live))
 
-    async def _backlog_left(self) -> bool:
+    async def _backlog_left(self, deadline: float) -> bool:
         consumer = self._consumer
         assert consumer is not None
         for tp, end in self._backlog_end.items():
-            if await consumer.position(tp) < end:
-                return True
+            try:
+                # position() waits while a partition's offset is being reset: the backlog
+                # read stays within its deadline all the same.
+                left = max(0.01, deadline - time.monotonic())
+                if await asyncio.wait_for(consumer.position(tp), left) < end:
+                    return True
+            except TimeoutError:
+                return False
         return False
 
     async def stop(self) -> None:
