@@ -78,9 +78,68 @@ class SelfTimer:
 
     def write(self, path: Path, extra: dict[str, Any] | None = None) -> None:
         """Write the result atomically (the parent polls for the file)."""
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({**self.result(), **(extra or {})}))
-        tmp.rename(path)
+        write_result(path, {**self.result(), **(extra or {})})
+
+
+def write_result(path: Path, data: dict[str, Any]) -> None:
+    """Write a child's JSON result atomically: the parent polls for the file."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    tmp.rename(path)
+
+
+def parent_pid(stat: str) -> int:
+    """The parent pid in the text of ``/proc/<pid>/stat``."""
+    # The command name (field 2) may contain spaces: split after its closing parenthesis.
+    return int(stat[stat.rindex(")") + 2 :].split()[1])
+
+
+def descendant_pids(pid: int) -> list[int]:
+    """Every living process below ``pid`` (children, grandchildren, ...)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = parent_pid((entry / "stat").read_text())
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+        children.setdefault(ppid, []).append(int(entry.name))
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        below = children.get(todo.pop(), [])
+        out += below
+        todo += below
+    return out
+
+
+def _started(pid: int) -> str:
+    """The start time field of ``/proc/<pid>/stat`` ("" when gone): a pid's identity."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat[stat.rindex(")") + 2 :].split()[19]
+
+
+def last_error_line(log_path: Path) -> str:
+    """The last line of a child's log that looks like an error, for the results row."""
+    try:
+        lines = log_path.read_text(errors="replace").splitlines()[-200:]
+    except OSError:
+        return ""
+    found = [
+        line.strip()
+        for line in lines
+        if "Error" in line or "Exception" in line or line.lower().startswith("error")
+    ]
+    return found[-1][:500] if found else ""
+
+
+def _figure(value: Any) -> float | None:
+    # null: a child that measured nothing (a cancelled Flink job) says so, rather than 0.
+    return None if value is None else float(value)
 
 
 def progress_file(result_path: Path) -> Path:
@@ -98,28 +157,46 @@ async def run_child(
     *,
     target: int,
     notes: list[str] | None = None,
+    python: str | None = None,
+    env: dict[str, str] | None = None,
+    with_descendants: bool = False,
 ) -> Throughput:
-    """Start ``python -m module args``, wait for its result file, end it."""
+    """Start ``python -m module args``, wait for its result file, end it.
+
+    ``python`` is another interpreter than this one (a peer in its own virtualenv) and
+    ``env`` the environment added for it. ``with_descendants`` adds the peak RSS of the
+    child's own children (a JVM) to its own: the sum of peaks, an upper bound.
+    """
     result_path.unlink(missing_ok=True)
     progress_path = progress_file(result_path)
     progress_path.unlink(missing_ok=True)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", module, *args],
+            [python or sys.executable, "-m", module, *args],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            env={**os.environ, **env} if env else None,
         )
     progress = Progress(name, target)
     deadline = time.monotonic() + timeout_s
     peak = 0.0
     error = ""
+
+    def rss() -> float:
+        pids = [proc.pid, *(descendant_pids(proc.pid) if with_descendants else [])]
+        return sum(peak_rss_mib(p) for p in pids)
+
     try:
         while not result_path.exists():
-            peak = max(peak, peak_rss_mib(proc.pid))
+            peak = max(peak, rss())
             if proc.poll() is not None:
-                error = f"exited with {proc.returncode} before finishing; see {log_path}"
+                why = last_error_line(log_path)
+                error = (
+                    f"exited with {proc.returncode} before finishing"
+                    f"{': ' + why if why else ''}; see {log_path}"
+                )
                 break
             if time.monotonic() > deadline:
                 error = f"no result within {timeout_s:.0f} s; see {log_path}"
@@ -127,8 +204,10 @@ async def run_child(
             with contextlib.suppress(OSError, ValueError):
                 progress.update(int(progress_path.read_text() or 0))
             await asyncio.sleep(0.2)
-        peak = max(peak, peak_rss_mib(proc.pid))
+        peak = max(peak, rss())
     finally:
+        # Taken before the child ends: its orphans would be re-parented out of reach.
+        below = [(p, _started(p)) for p in descendant_pids(proc.pid)] if with_descendants else []
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -136,6 +215,10 @@ async def run_child(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 await asyncio.to_thread(proc.wait, 10)
+        for pid, started in below:
+            if started and _started(pid) == started:  # still that process, not a reused pid
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
     if error or not result_path.exists():
         progress.done(0)
         return Throughput(name=name, events=0, seconds=0.0, complete=False, error=error)
@@ -146,9 +229,9 @@ async def run_child(
         events=int(data["events"]),
         seconds=float(data["seconds"]),
         complete=bool(data["complete"]),
-        startup_s=float(data["startup_s"]),
-        cpu_pct=float(data["cpu_pct"]),
-        machine_cpu_pct=float(data["machine_cpu_pct"]),
+        startup_s=_figure(data["startup_s"]),
+        cpu_pct=_figure(data["cpu_pct"]),
+        machine_cpu_pct=_figure(data["machine_cpu_pct"]),
         peak_rss_mib=peak or None,
         notes=list(notes or []),
     )

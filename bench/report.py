@@ -9,6 +9,10 @@ from typing import Any
 from bench.dataset import Expected
 from bench.figures import Latency, Memory, Profile, SnapshotCost, Throughput
 from bench.procstats import Machine
+from bench.producers import ProducerRow
+from bench.ranker_tick import RankerTick, render_ranker_ticks
+from bench.read_load import ReadResults, render_read
+from bench.recovery import RecoveryResults, render_recovery
 from bench.stage1_micro import StepCost
 from bench.stats import ratio
 
@@ -37,8 +41,12 @@ class RunReport:
     latency: list[Latency] = field(default_factory=list)
     memory: Memory | None = None
     snapshots: list[SnapshotCost] = field(default_factory=list)
+    ranker_ticks: list[RankerTick] = field(default_factory=list)
     micro: list[StepCost] = field(default_factory=list)
     profile: Profile | None = None
+    read: ReadResults | None = None
+    recovery: RecoveryResults | None = None
+    producers: list[ProducerRow] | None = None
     errors: list[str] = field(default_factory=list)
     findings: str = ""
 
@@ -89,6 +97,8 @@ def _ratios(report: RunReport) -> list[str]:
             ("ceiling", "ceiling"),
             ("faust", "Faust textbook"),
             ("quix", "Quix Streams"),
+            ("bytewax", "Bytewax"),
+            ("flink", "Flink SQL"),
         ):
             if other in tp:
                 lines.append(
@@ -330,6 +340,9 @@ def render(report: RunReport) -> str:
             *_snapshots(report.snapshots),
             "",
         ]
+    ranker_ticks = getattr(report, "ranker_ticks", [])  # reports saved before this phase
+    if ranker_ticks:
+        out += ["## Ranker tick as a week grows", "", *render_ranker_ticks(ranker_ticks), ""]
     if report.micro:
         out += [
             "## Stage 1 per-event work without Kafka",
@@ -342,6 +355,28 @@ def render(report: RunReport) -> str:
         ]
     if report.profile is not None:
         out += ["## Profile of one worker over the dataset", "", *_profile(report.profile), ""]
+    read = getattr(report, "read", None)  # reports saved before the read phase existed
+    if read is not None:
+        out += ["## Read side: tokenboard api under load", "", *render_read(read), ""]
+    recovery = getattr(report, "recovery", None)  # reports saved before the phase existed
+    if recovery is not None:
+        out += ["## Table recovery after a SIGKILL", "", *render_recovery(recovery), ""]
+    producers = getattr(report, "producers", None)
+    if producers:
+        out += [
+            "## Producers: the SDK, the ingest gateway and its OTLP receiver",
+            "",
+            "Targets: the SDK >= 100,000 events/s from one process, the gateway >= 50,000 "
+            "events/s with 1,000-event bodies. Every figure counts acknowledged events only.",
+            "",
+            "| path | events | seconds | per second | note |",
+            "| --- | ---: | ---: | ---: | --- |",
+            *(
+                f"| {r.path} | {r.events:,} | {r.seconds:.1f} | {r.per_s:,.0f} | {r.note} |"
+                for r in producers
+            ),
+            "",
+        ]
     if report.errors:
         out += ["## Errors", "", *[f"- {e}" for e in report.errors], ""]
     if report.findings:

@@ -1,11 +1,16 @@
 """``python -m bench.run``: the whole benchmark, one command, results in ``bench/RESULTS.md``.
 
 Phases (each can be skipped with ``--skip``): the dataset, the ceiling, tokenboard with 1
-and 2 workers, the textbook Faust agent, Quix Streams, latency at a steady rate (and at a
-rate one worker sustains), worker memory with 10,000 models x 26 weeks, Redis snapshot cost,
-stage 1's per-event cost without Kafka, and a py-spy profile of one worker when it misses
-50,000 events/s. Every flag defaults to a ``BENCH_<FLAG>`` environment variable, so
-``BENCH_EVENTS=500000 make bench`` works. Connections come from ``TOKENBOARD_*``.
+and 2 workers, the textbook Faust agent, Quix Streams, Bytewax, Flink SQL, latency at a
+steady rate (and at a rate one worker sustains), worker memory with 10,000 models x 26
+weeks, Redis snapshot cost, the ranker's tick at 1,000 to 100,000 members (``ranker``,
+``bench/ranker_tick.py``), stage 1's per-event cost without Kafka, and a py-spy profile of
+one worker when it misses 50,000 events/s, and the read side (``read``, ``bench/read_load.py``:
+the hot read endpoints of ``tokenboard api`` at 64 concurrent clients with one process and
+with ``--workers 2``, and ``/v1/overview`` while thousands of SSE clients are connected).
+Every flag defaults to a ``BENCH_<FLAG>``
+environment variable, so ``BENCH_EVENTS=500000 make bench`` works. Connections come from
+``TOKENBOARD_*``.
 """
 
 from __future__ import annotations
@@ -23,16 +28,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from bench.bytewax_weekly import run_bytewax
 from bench.ceiling import run_ceiling
 from bench.dataset import DatasetSpec, build_dataset, expected_path
 from bench.faust_textbook import run_faust
+from bench.flink_sql import peer_versions, run_flink
 from bench.kafka_admin import delete_topics
 from bench.latency import run_latency
 from bench.memory import run_memory, run_snapshot_cost
 from bench.procstats import machine
+from bench.producers import run_producers
 from bench.profiling import py_spy_binary
 from bench.progress import say
 from bench.quix_weekly import run_quix
+from bench.ranker_tick import run_ranker_ticks
+from bench.read_load import run_read_load
+from bench.recovery import run_recovery
 from bench.report import TARGET_RATE, RunReport, render
 from bench.stage1_micro import run_stage1_micro
 from bench.tokenboard_e2e import derived_topics, run_tokenboard
@@ -46,11 +57,17 @@ PHASES = (
     "tb2",
     "faust",
     "quix",
+    "bytewax",
+    "flink",
     "latency",
     "memory",
     "snapshot",
+    "ranker",
     "micro",
     "profile",
+    "read",
+    "recovery",
+    "producers",
 )
 T = TypeVar("T")
 
@@ -72,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="time budget of the textbook Faust agent")  # fmt: skip
     add("--quix-seconds", type=float, default=_env("quix_seconds", 90.0),
         help="time budget of Quix Streams")  # fmt: skip
+    add("--bytewax-seconds", type=float, default=_env("bytewax_seconds", 90.0),
+        help="time budget of Bytewax")  # fmt: skip
+    add("--flink-seconds", type=float, default=_env("flink_seconds", 180.0),
+        help="time budget of Flink SQL from its job's submission")  # fmt: skip
+    add("--flink-python", default=_env("flink_python", ""),
+        help="Python with apache-flink (default: a venv in --data-dir, made once)")  # fmt: skip
     add("--tokenboard-timeout", type=float, default=_env("tokenboard_timeout", 420.0),
         help="seconds a tokenboard run may take")  # fmt: skip
     add("--latency-rate", type=int, default=_env("latency_rate", 20_000))
@@ -82,10 +105,22 @@ def build_parser() -> argparse.ArgumentParser:
     add("--memory-models", type=int, default=_env("memory_models", 10_000))
     add("--memory-weeks", type=int, default=_env("memory_weeks", 26))
     add("--snapshot-sizes", default=_env("snapshot_sizes", "1000,10000,100000"))
+    add("--ranker-sizes", default=_env("ranker_sizes", "1000,10000,100000"),
+        help="members of the week whose ranker tick is timed (bench/ranker_tick.py)")  # fmt: skip
     add("--profile", choices=["auto", "always", "never"], default=_env("profile", "auto"),
         help="py-spy one worker: auto = when 1 worker misses the target")  # fmt: skip
     add("--profile-seconds", type=float, default=_env("profile_seconds", 0.0),
         help="profile only this long (0: the whole dataset)")  # fmt: skip
+    add("--read-seconds", type=float, default=_env("read_seconds", 5.0),
+        help="seconds of load per read endpoint")  # fmt: skip
+    add("--read-clients", type=int, default=_env("read_clients", 64),
+        help="concurrent clients of the read endpoints")  # fmt: skip
+    add("--read-streams", default=_env("read_streams", "1000,5000,10000"),
+        help="SSE client counts to try (stops at the first that does not open)")  # fmt: skip
+    add("--producer-events", type=int, default=int(_env("producer_events", "200000")),
+        help="events (and spans) of each producer-side row")  # fmt: skip
+    add("--recovery-sizes", default=_env("recovery_sizes", "1000,10000,100000"),
+        help="table keys of the recovery phase (a new worker after a SIGKILL)")  # fmt: skip
     add("--skip", default=_env("skip", ""), help=f"comma list of {', '.join(PHASES)}")
     add("--dataset-prefix", default=_env("dataset_prefix", ""),
         help="reuse the dataset an earlier --keep-dataset run left under this prefix")  # fmt: skip
@@ -140,7 +175,7 @@ async def main_async(args: argparse.Namespace, argv: list[str]) -> int:
         command=_command(argv),
         started_utc=datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
         machine=machine(),
-        versions={**package_versions(), **await server_versions(base)},
+        versions={**package_versions(), **peer_versions(), **await server_versions(base)},
         config={
             k: v
             for k, v in vars(args).items()
@@ -212,6 +247,35 @@ async def main_async(args: argparse.Namespace, argv: list[str]) -> int:
             )
             if r:
                 tp["quix"] = r
+        if "bytewax" not in skip:
+            r = await _phase(
+                report,
+                "Bytewax",
+                lambda: run_bytewax(
+                    settings,
+                    expected,
+                    run_id=f"{tag}-bytewax",
+                    max_seconds=args.bytewax_seconds,
+                    data_dir=data_dir,
+                ),
+            )
+            if r:
+                tp["bytewax"] = r
+        if "flink" not in skip:
+            r = await _phase(
+                report,
+                "Flink SQL",
+                lambda: run_flink(
+                    settings,
+                    expected,
+                    run_id=f"{tag}-flink",
+                    max_seconds=args.flink_seconds,
+                    data_dir=data_dir,
+                    python=args.flink_python,
+                ),
+            )
+            if r:
+                tp["flink"] = r
         if "latency" not in skip:
             runs = [(args.latency_rate, args.latency_seconds)]
             if args.latency_low_rate:
@@ -253,10 +317,51 @@ async def main_async(args: argparse.Namespace, argv: list[str]) -> int:
                 lambda: run_snapshot_cost(base, run_id=f"{tag}-snap", sizes=sizes),
             )
             report.snapshots = costs or []
+        if "ranker" not in skip:
+            sizes = [int(s) for s in args.ranker_sizes.split(",") if s.strip()]
+            ticks = await _phase(
+                report,
+                "ranker tick",
+                lambda: run_ranker_ticks(base, run_id=f"{tag}-rank", sizes=sizes),
+            )
+            report.ranker_ticks = ticks or []
+            report.errors += [
+                f"ranker tick, {t.members:,}: {t.error}" for t in ticks or [] if t.error
+            ]
         if "micro" not in skip:
             report.micro = (
                 await _phase(report, "stage 1 micro", lambda: asyncio.to_thread(run_stage1_micro))
                 or []
+            )
+        if "read" not in skip:
+            report.read = await _phase(
+                report,
+                "read side (tokenboard api under load)",
+                lambda: run_read_load(
+                    base,
+                    run_id=f"{tag}-read",
+                    log_dir=logs,
+                    seconds=args.read_seconds,
+                    clients=args.read_clients,
+                    stream_counts=tuple(int(n) for n in args.read_streams.split(",") if n.strip()),
+                ),
+            )
+        if "recovery" not in skip:
+            report.recovery = await _phase(
+                report,
+                "table recovery after a SIGKILL",
+                lambda: run_recovery(
+                    base,
+                    run_id=f"{tag}-recov",
+                    log_dir=logs,
+                    sizes=[int(n) for n in args.recovery_sizes.split(",") if n.strip()],
+                ),
+            )
+        if "producers" not in skip:
+            report.producers = await _phase(
+                report,
+                "producers (SDK, gateway, OTLP)",
+                lambda: run_producers(base, run_id=f"{tag}-prod", events=args.producer_events),
             )
         tb1 = tp.get("tb1")
         wanted = args.profile == "always" or (
@@ -282,11 +387,13 @@ async def main_async(args: argparse.Namespace, argv: list[str]) -> int:
     finally:
         say("\n== cleanup")
         ours = {*derived_topics(settings), settings.usage_topic}
+        kept: set[str] = set()
         if args.keep_dataset or args.dataset_prefix:
-            ours.discard(settings.usage_topic)
+            kept.add(settings.usage_topic)
         else:
             expected_path(data_dir, prefix).unlink(missing_ok=True)
-        deleted = await delete_topics(base, lambda t: t in ours or tag in t)
+        # The dataset topic's name contains the tag too: it must not match the second test.
+        deleted = await delete_topics(base, lambda t: t not in kept and (t in ours or tag in t))
         say(f"   deleted {len(deleted)} topics")
     report.duration_s = time.monotonic() - started
     report.load_end = os.getloadavg()
