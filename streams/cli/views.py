@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -181,9 +183,31 @@ WATCH_CLOSE_S = 5.0
 
 
 def run_watch(args: argparse.Namespace, settings: Settings) -> int:
-    """CLI handler: print ranking changes and alerts as they are published."""
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_watch(settings, args.from_beginning, args.limit, args.json))
+    """CLI handler: print ranking changes and alerts as they are published.
+
+    Ctrl-C ends it within a bound whatever its clients do: ``asyncio.run`` waits without
+    limit for every task it cancels, and in two full test runs ``watch`` was still running
+    30 s after SIGINT (the hanging task was not identified). Here the main task is cancelled
+    on SIGINT, what is left gets ``WATCH_CLOSE_S`` to finish, and if something still runs
+    the process exits anyway, its output flushed.
+    """
+    loop = asyncio.new_event_loop()
+    main = loop.create_task(_watch(settings, args.from_beginning, args.limit, args.json))
+    loop.add_signal_handler(signal.SIGINT, main.cancel)
+    try:
+        with contextlib.suppress(asyncio.CancelledError, KeyboardInterrupt):
+            loop.run_until_complete(main)
+    finally:
+        leftover = [task for task in asyncio.all_tasks(loop) if not task.done()]
+        for task in leftover:
+            task.cancel()
+        if leftover:
+            loop.run_until_complete(asyncio.wait(leftover, timeout=WATCH_CLOSE_S))
+        if any(not task.done() for task in leftover):
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
+        loop.close()
     return 0
 
 
