@@ -15,6 +15,7 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -193,7 +194,9 @@ def run_watch(args: argparse.Namespace, settings: Settings) -> int:
     """
     loop = asyncio.new_event_loop()
     main = loop.create_task(_watch(settings, args.from_beginning, args.limit, args.json))
-    loop.add_signal_handler(signal.SIGINT, main.cancel)
+    if threading.current_thread() is threading.main_thread():
+        # Signals reach the main thread only (tests and tools also run the CLI in others).
+        loop.add_signal_handler(signal.SIGINT, main.cancel)
     try:
         with contextlib.suppress(asyncio.CancelledError, KeyboardInterrupt):
             loop.run_until_complete(main)
