@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from prometheus_client import Counter, Gauge, Histogram
+
+from aggregations.events import InvalidEvent
+from aggregations.otel import SpanBatch
 
 EVENTS_CONSUMED = Counter(
     "tokenboard_events_consumed_total", "Usage events read by the pre-aggregator"
@@ -57,3 +62,17 @@ OTLP_SPANS = Counter(
     " event), rejected (GenAI usage with bad values, dead-lettered), skipped (no GenAI usage)",
     ["source", "outcome"],
 )
+
+
+def count_spans(batch: SpanBatch, source: Literal["http", "kafka"], reasons: Counter) -> None:
+    """Count a mapped span batch once it is acknowledged: :data:`OTLP_SPANS` by outcome,
+    and each rejected span's reason on ``reasons`` (the gateway's or the dead-letter count)."""
+    if batch.events:
+        OTLP_SPANS.labels(source, "accepted").inc(len(batch.events))
+    if batch.rejected:
+        OTLP_SPANS.labels(source, "rejected").inc(len(batch.rejected))
+        for mapped in batch.rejected:
+            if isinstance(mapped.outcome, InvalidEvent):
+                reasons.labels(mapped.outcome.reason).inc()
+    if batch.skipped:
+        OTLP_SPANS.labels(source, "skipped").inc(batch.skipped)

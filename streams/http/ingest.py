@@ -383,8 +383,8 @@ class IngestGateway:
 
     async def _send(self, events: list[UsageEvent]) -> None:
         """Queue every event, then wait for all acknowledgements; raises the first failure."""
-        futures = [await self.producer.send_raw(e.event_id, encode_event(e)) for e in events]
-        await self.producer.acknowledged(futures)
+        records = [(e.event_id, encode_event(e)) for e in events]
+        await self.producer.acknowledged(await self.producer.send_encoded(records), len(records))
 
 
 def build_ingest_app(

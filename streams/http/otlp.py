@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from aiohttp import web
 from aiokafka.errors import KafkaError
 
-from aggregations.events import InvalidEvent, Limits, encode_event
+from aggregations.events import Limits, encode_event
 from aggregations.model_names import ModelResolver
 from aggregations.otel import (
     InvalidOtlp,
@@ -143,7 +143,7 @@ class OtlpReceiver:
                     "no span was accepted, retry the request",
                     as_json,
                 )
-        _count(batch)
+        metrics.count_spans(batch, "http", metrics.INGEST_REJECTED)
         rejected = len(batch.rejected)
         body = encode_response(rejected, batch.message() if rejected else "", as_json=as_json)
         return web.Response(status=200, body=body, content_type=JSON if as_json else PROTOBUF)
@@ -151,7 +151,8 @@ class OtlpReceiver:
     async def _send(self, batch: SpanBatch) -> None:
         """Queue the events and dead letters, then wait until Kafka acknowledged them all."""
         producer = self.gateway.producer
-        events = [await producer.send_raw(e.event_id, encode_event(e)) for e in batch.events]
+        records = [(e.event_id, encode_event(e)) for e in batch.events]
+        events = await producer.send_encoded(records)
         topic = self.gateway.settings.dead_letter_topic
         letters: list[asyncio.Future[Any]] = []
         for mapped in batch.rejected:
@@ -164,24 +165,11 @@ class OtlpReceiver:
         # The events' wait replaces a producer whose sequence numbers broke; both raise the
         # first failure, and every future is awaited either way.
         outcomes = await asyncio.gather(
-            producer.acknowledged(events), *letters, return_exceptions=True
+            producer.acknowledged(events, len(records)), *letters, return_exceptions=True
         )
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
-
-
-def _count(batch: SpanBatch) -> None:
-    spans = metrics.OTLP_SPANS
-    if batch.events:
-        spans.labels("http", "accepted").inc(len(batch.events))
-    if batch.rejected:
-        spans.labels("http", "rejected").inc(len(batch.rejected))
-        for mapped in batch.rejected:
-            if isinstance(mapped.outcome, InvalidEvent):
-                metrics.INGEST_REJECTED.labels(mapped.outcome.reason).inc()
-    if batch.skipped:
-        spans.labels("http", "skipped").inc(batch.skipped)
 
 
 def otlp_routes(gateway: Gateway) -> list[web.RouteDef]:

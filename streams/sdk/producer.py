@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Coroutine, Iterable
+from collections.abc import Coroutine, Iterable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -23,7 +23,7 @@ from aiokafka.errors import OutOfOrderSequenceNumber, UnknownProducerId
 
 from aggregations.events import UsageEvent, encode_event
 from streams import metrics
-from streams.sdk.partitioner import default_partitioner
+from streams.sdk.partitioner import default_partitioner, partition_of
 from streams.settings import Settings
 
 T = TypeVar("T")
@@ -93,6 +93,36 @@ class UsageProducer:
         )
         return future
 
+    async def send_encoded(self, records: Sequence[tuple[str, bytes]]) -> list[asyncio.Future[Any]]:
+        """Queue encoded ``(event id, value)`` records in one batch per usage partition.
+
+        Each record goes where :meth:`send_raw` would put it (Kafka's default partitioner on
+        its event id), but the batches are built here and handed over whole: one call per
+        partition batch instead of one per record, which is what capped a producer process
+        at about 10,000 events/s. The futures (one per batch) resolve when Kafka
+        acknowledged their batch; pass them with ``len(records)`` to :meth:`acknowledged`.
+        """
+        producer = self._producer
+        partitions = sorted(await producer.partitions_for(self.topic))
+        count = len(partitions)
+        batches: dict[int, Any] = {}
+        futures: list[asyncio.Future[Any]] = []
+        for event_id, value in records:
+            key = event_id.encode()
+            partition = partitions[partition_of(key, count)]
+            batch = batches.get(partition)
+            if batch is None:
+                batch = batches[partition] = producer.create_batch()
+            elif batch.append(key=key, value=value, timestamp=None) is not None:
+                continue
+            else:  # full: hand it over and start the next one with this record
+                futures.append(await producer.send_batch(batch, self.topic, partition=partition))
+                batch = batches[partition] = producer.create_batch()
+            batch.append(key=key, value=value, timestamp=None)
+        for partition, batch in batches.items():
+            futures.append(await producer.send_batch(batch, self.topic, partition=partition))
+        return futures
+
     async def send_record(
         self,
         topic: str,
@@ -118,15 +148,18 @@ class UsageProducer:
         After a sequence error the batch is sent once more through the new producer: the
         pipeline counts each event id once, so a resent event is never counted twice.
         """
-        batch = list(events)
+        records = [(event.event_id, encode_event(event)) for event in events]
         try:
-            await self.acknowledged([await self.send(event) for event in batch])
+            await self.acknowledged(await self.send_encoded(records), len(records))
         except SEQUENCE_ERRORS:
-            await self.acknowledged([await self.send(event) for event in batch])
-        return len(batch)
+            await self.acknowledged(await self.send_encoded(records), len(records))
+        return len(records)
 
-    async def acknowledged(self, futures: list[asyncio.Future[Any]]) -> None:
-        """Wait for every send of ``futures``; raise the first failure.
+    async def acknowledged(
+        self, futures: list[asyncio.Future[Any]], events: int | None = None
+    ) -> None:
+        """Wait for every send of ``futures`` (of ``events`` events: default one each); raise
+        the first failure.
 
         After a sequence error the producer is replaced before raising, so that the caller's
         retry (same event ids: the pipeline counts each id once) goes through.
@@ -142,7 +175,7 @@ class UsageProducer:
                     if self._started and generation == self._generation:
                         await self._replace_producer()
             raise failures[0]
-        metrics.EVENTS_PRODUCED.labels(self.topic).inc(len(futures))
+        metrics.EVENTS_PRODUCED.labels(self.topic).inc(len(futures) if events is None else events)
 
     async def _replace_producer(self) -> None:
         self._generation += 1

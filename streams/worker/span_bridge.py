@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from aggregations.catalog import Catalog
-from aggregations.events import InvalidEvent, Limits, encode_event
+from aggregations.events import Limits, encode_event
 from aggregations.model_names import ModelResolver
 from aggregations.otel import InvalidOtlp, SpanBatch, SpanMapper, dead_letter, decode_protobuf
 from streams import metrics
@@ -142,7 +142,9 @@ class SpanBridge:
             if isinstance(outcome, BaseException):
                 # Nothing committed: the restart reads these records again.
                 raise outcome
-        _count(totals, undecodable)
+        if undecodable:
+            metrics.DEAD_LETTERED.labels(BAD_OTLP).inc(undecodable)
+        metrics.count_spans(totals, "kafka", metrics.DEAD_LETTERED)
         offsets = {tp: records[-1].offset + 1 for tp, records in batches.items() if records}
         try:
             await consumer.commit(offsets)
@@ -206,19 +208,3 @@ class SpanBridge:
             ],
         )
         return future
-
-
-def _count(batch: SpanBatch, undecodable: int) -> None:
-    """Metrics of a round, once everything it produced was acknowledged."""
-    spans = metrics.OTLP_SPANS
-    if undecodable:
-        metrics.DEAD_LETTERED.labels(BAD_OTLP).inc(undecodable)
-    if batch.events:
-        spans.labels("kafka", "accepted").inc(len(batch.events))
-    if batch.rejected:
-        spans.labels("kafka", "rejected").inc(len(batch.rejected))
-        for mapped in batch.rejected:
-            if isinstance(mapped.outcome, InvalidEvent):
-                metrics.DEAD_LETTERED.labels(mapped.outcome.reason).inc()
-    if batch.skipped:
-        spans.labels("kafka", "skipped").inc(batch.skipped)

@@ -21,7 +21,7 @@ from streams.leader.state_log import RankerStateLog
 from streams.settings import Settings
 from streams.store.client import connect
 from streams.store.keys import RedisKeys
-from streams.topics import ensure_topics
+from streams.topics import PROGRESS_TABLE, WEEKLY_TABLE, ensure_topics
 from streams.worker.catalog import load_catalog
 from streams.worker.faust_app import add_task, add_timer, new_faust_app
 from streams.worker.fold import ChangelogBuffer, Fold, PendingChanges
@@ -63,7 +63,7 @@ class Worker:
         # memory, and the changelog then needs no serialization of its own.
         self.weekly = WeeklyTable(
             self.app,
-            name="weekly",
+            name=WEEKLY_TABLE,
             default=None,
             beacon=self.app.tables.beacon,
             partitions=settings.partitions,
@@ -78,7 +78,7 @@ class Worker:
         self.progress = cast(
             "faust.Table[str, int]",
             self.app.Table(
-                "progress",
+                PROGRESS_TABLE,
                 default=None,
                 partitions=settings.partitions,
                 key_type=str,

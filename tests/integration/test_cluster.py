@@ -27,8 +27,8 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from aggregations.events import UsageEvent, encode_event
 from streams.dev.stack import LocalStack
@@ -36,7 +36,6 @@ from streams.dev.workerproc import reserve_ports
 from streams.sdk.producer import UsageProducer
 from streams.settings import Settings
 from streams.store.keys import RedisKeys
-from streams.topics import ensure_topics
 from tests.integration import process_logs
 from tests.integration.private_stack import (
     PRIVATE_KAFKA_HEAP,
@@ -271,45 +270,6 @@ async def kill_and_restart(
     }
 
 
-async def create_changelogs(settings: Settings) -> None:
-    """Create Faust's two changelog topics before any worker starts, and wait until the
-    cluster's metadata shows them (several reads: each may go to another node).
-
-    Works around an open bug (RELIABILITY.md, "Faust changelog created by the worker on a
-    cluster"): a worker that creates them itself can ask a node whose metadata does not list
-    them yet; its fold agent then crashes with ``PartitionsMismatch`` every 5 s for good and
-    nothing is counted (1 of the first 6 worker starts on a fresh 3-node cluster).
-    """
-    names = [f"{settings.app_id}-{table}-changelog" for table in ("weekly", "progress")]
-    admin = AIOKafkaAdminClient(**settings.kafka_client_options())
-    await admin.start()
-    try:
-        with contextlib.suppress(TopicAlreadyExistsError):
-            await admin.create_topics(
-                [
-                    NewTopic(
-                        name,
-                        settings.partitions,
-                        settings.replication,
-                        topic_configs={"cleanup.policy": "compact"},
-                    )
-                    for name in names
-                ]
-            )
-    finally:
-        await admin.close()
-    seen = 0
-
-    async def listed_everywhere() -> bool:
-        nonlocal seen
-        meta = await partition_metadata(settings)
-        complete = all(len(meta.get(name, [])) == settings.partitions for name in names)
-        seen = seen + 1 if complete else 0
-        return seen >= 6
-
-    await wait_until(listed_everywhere, timeout_s=60, what="changelog topics in the metadata")
-
-
 async def start_cluster_worker(
     start_worker: StartWorker, settings: Settings, name: str
 ) -> WorkerProcess:
@@ -329,8 +289,7 @@ async def test_sigkill_of_partition_leader_then_active_controller_keeps_totals_e
     """SIGKILL of the busiest usage partition's leader, then of the active controller, under
     load through the SDK and the gateway: every acknowledged event counted exactly once."""
     s = on_cluster
-    await ensure_topics(s)
-    await create_changelogs(s)
+    # The worker creates every topic itself, as on a new deployment (RELIABILITY.md, bug 21).
     worker = await start_cluster_worker(start_worker, s, "w1")
     await worker.wait_ready_async(90)
     started = time.monotonic()
@@ -376,8 +335,7 @@ async def test_workers_scaled_one_three_one_under_load_stay_exact(
     """1 -> 3 -> 1 workers while events flow (leaving by SIGTERM and SIGKILL): exact after
     each step; the longest pause in the totals of each step is recorded."""
     s = on_cluster
-    await ensure_topics(s)
-    await create_changelogs(s)
+    # The worker creates every topic itself, as on a new deployment (RELIABILITY.md, bug 21).
     w1 = await start_cluster_worker(start_worker, s, "w1")
     await w1.wait_ready_async(90)
     steps: list[dict[str, object]] = []

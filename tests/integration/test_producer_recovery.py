@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+from typing import Any
 
 import pytest
 from aiokafka.errors import OutOfOrderSequenceNumber
 
-from aggregations.events import UsageEvent
+from streams.sdk.partitioner import partition_of
 from streams.sdk.producer import UsageProducer
 from streams.settings import Settings
 from streams.topics import ensure_topics
-from tests.integration.kafka_read import read_usage_events
+from tests.integration.kafka_read import read_topic, read_usage_events
 from tests.integration.private_stack import make_events
 
 
@@ -41,21 +43,46 @@ async def test_send_many_resends_its_batch_through_the_new_producer(settings: Se
     loop = asyncio.get_running_loop()
     async with UsageProducer(settings) as producer:
         first = producer._producer
-        real_send = producer.send
+        real_send = producer.send_encoded
         calls = 0
 
-        async def first_batch_fails(event: UsageEvent) -> asyncio.Future[object]:
+        async def first_batch_fails(
+            records: Sequence[tuple[str, bytes]],
+        ) -> list[asyncio.Future[Any]]:
             nonlocal calls
             calls += 1
-            if calls <= len(batch):
-                failed: asyncio.Future[object] = loop.create_future()
+            if calls == 1:
+                failed: asyncio.Future[Any] = loop.create_future()
                 failed.set_exception(OutOfOrderSequenceNumber())
-                return failed
-            return await real_send(event)
+                return [failed]
+            return await real_send(records)
 
-        producer.send = first_batch_fails  # type: ignore[method-assign]
+        producer.send_encoded = first_batch_fails  # type: ignore[method-assign]
         assert await producer.send_many(batch) == len(batch)
-        assert calls == 2 * len(batch)
+        assert calls == 2
         assert producer._producer is not first
     stored = await read_usage_events(settings)
     assert {e.event_id for e in batch} <= set(stored)
+
+
+async def test_send_many_puts_each_event_where_the_default_partitioner_would(
+    settings: Settings,
+) -> None:
+    """send_many's own per-partition batches (several per partition: more than a batch's
+    512 KiB each) store every event once, on murmur2(event id) % partitions, like send()."""
+    await ensure_topics(settings)
+    batch = make_events("batched", 0, 20_000)
+    async with UsageProducer(settings) as producer:
+        assert await producer.send_many(batch) == len(batch)
+        await producer.send(make_events("single", 0, 1)[0])
+    records = await read_topic(settings, settings.usage_topic)
+    ids = [record.key.decode() for record in records if record.key is not None]
+    assert sorted(ids) == sorted([e.event_id for e in batch] + ["single-0"])
+    for record in records:
+        assert record.key is not None
+        assert record.partition == partition_of(record.key, settings.partitions)
+    per_partition = max(
+        sum(len(r.value or b"") for r in records if r.partition == p)
+        for p in range(settings.partitions)
+    )
+    assert per_partition > 512 * 1024, "no partition needed a second batch"
