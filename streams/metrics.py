@@ -76,3 +76,20 @@ def count_spans(batch: SpanBatch, source: Literal["http", "kafka"], reasons: Cou
                 reasons.labels(mapped.outcome.reason).inc()
     if batch.skipped:
         OTLP_SPANS.labels(source, "skipped").inc(batch.skipped)
+
+
+NOTIFY_DELIVERED = Counter(
+    "tokenboard_notify_delivered_total",
+    "Ranking changes and alerts delivered by tokenboard notify (a 2xx answer), per target",
+    ["target"],
+)
+NOTIFY_FAILED = Counter(
+    "tokenboard_notify_failed_total",
+    "Failed delivery attempts of tokenboard notify (refused, timed out, non-2xx), per target",
+    ["target"],
+)
+NOTIFY_DEAD_LETTERED = Counter(
+    "tokenboard_notify_dead_lettered_total",
+    "Ranking changes and alerts tokenboard notify gave up on and sent to notify.dead-letter",
+    ["target"],
+)

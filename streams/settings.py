@@ -140,6 +140,10 @@ class Settings:
     # Events queued for one SSE client; a client that falls further behind is dropped.
     api_stream_queue: int = 256
 
+    # Alert delivery (``tokenboard notify``; streams/notify/): the TOML or JSON file naming
+    # the webhook and Slack targets; ``--config`` overrides it. Empty: none.
+    notify_config: str = ""
+
     # Local stack (``tokenboard stack``)
     run_dir: str = ".run"
     kafka_port: int = 9092
@@ -215,6 +219,11 @@ class Settings:
     def alerts_topic(self) -> str:
         """Growth alerts."""
         return self.topic("alerts")
+
+    @property
+    def notify_dead_letter_topic(self) -> str:
+        """Ranking changes and alerts ``tokenboard notify`` gave up delivering to a target."""
+        return self.topic("notify.dead-letter")
 
     @property
     def ranker_state_topic(self) -> str:

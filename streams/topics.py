@@ -61,6 +61,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.dead_letter_topic, p, {"retention.ms": str(30 * DAY_MS)}),
         TopicSpec(settings.rankings_topic, p, {"retention.ms": str(30 * DAY_MS)}),
         TopicSpec(settings.alerts_topic, p, {"retention.ms": str(30 * DAY_MS)}),
+        TopicSpec(settings.notify_dead_letter_topic, p, {"retention.ms": str(30 * DAY_MS)}),
         # One ordered log, latest value per key: the ranker reads it whole when it starts.
         TopicSpec(settings.ranker_state_topic, 1, {"cleanup.policy": "compact"}),
         *[

@@ -192,6 +192,14 @@ def _dead_letters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object per line")
 
 
+def _notify(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="targets file, TOML or JSON (default TOKENBOARD_NOTIFY_CONFIG)")
+    p.add_argument("--check", action="store_true", help="check the file, list the targets, exit")
+    p.add_argument(
+        "--metrics-port", type=at_least(0), help="serve Prometheus /metrics on this port"
+    )
+
+
 COMMANDS: tuple[Command, ...] = (
     Command("stack", "local Kafka + Redis without Docker", "streams.cli.admin:run_stack", _stack),
     Command(
@@ -231,5 +239,9 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "dead-letters", "rejected events with reason, detail and source",
         "streams.cli.views:run_dead_letters", _dead_letters,
+    ),
+    Command(
+        "notify", "deliver ranking changes and alerts to webhooks and Slack",
+        "streams.notify.command:run_notify", _notify,
     ),
 )  # fmt: skip

@@ -789,6 +789,7 @@ def test_rendered_topics_cover_settings(rendered: tuple[str, list[dict[str, Any]
         settings.dead_letter_topic: month,
         settings.rankings_topic: month,
         settings.alerts_topic: month,
+        settings.notify_dead_letter_topic: month,
     }
     changelog = f"{settings.app_id}-weekly-changelog"
     progress = f"{settings.app_id}-progress-changelog"
