@@ -47,8 +47,36 @@ PROCESSING_LATENCY = Histogram(
     "From a usage record's Kafka timestamp to its partial sum being acknowledged",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
 )
-SNAPSHOT_AGE = Gauge("tokenboard_snapshot_age_seconds", "Seconds since the last Redis snapshot")
+SNAPSHOT_AGE = Gauge(
+    "tokenboard_snapshot_age_seconds",
+    "Seconds since this worker last wrote to Redis (since it started, before its first write)",
+)
 SNAPSHOT_KEYS = Counter("tokenboard_snapshot_keys_written_total", "Table keys written to Redis")
+REDIS_LATENCY = Histogram(
+    "tokenboard_redis_latency_seconds",
+    "From the event time of the newest event in an incremental snapshot write to the end of"
+    " that write in Redis: produce to Redis for live producers, which stamp an event as they"
+    " send it (a replay of history shows the age of what it replays)",
+    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
+)
+RANKER_TICKS = Counter(
+    "tokenboard_ranker_ticks_total",
+    "The leader's rank ticks by outcome: ranked (a pass ran), waiting (for the ranker's state"
+    " or the snapshots after a Redis loss), state_lost (Redis lost its state during the pass),"
+    " failed (an exception: Redis or Kafka unavailable, or unexpected, which"
+    " tokenboard_job_errors_total counts too)",
+    ["outcome"],
+)
+RANKER_TICK_SECONDS = Histogram(
+    "tokenboard_ranker_tick_seconds",
+    "Duration of the leader's rank ticks, whatever their outcome",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+WORKER_READY = Gauge(
+    "tokenboard_worker_ready",
+    "1 from when this worker's /readyz answers ready until it shuts down, else 0 (always 0"
+    " in ingest and api processes)",
+)
 EVENTS_PRODUCED = Counter("tokenboard_events_produced_total", "Events produced", ["topic"])
 INGEST_REJECTED = Counter(
     "tokenboard_ingest_rejected_total", "Events the HTTP gateway refused", ["reason"]

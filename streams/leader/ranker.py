@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import redis.asyncio as aioredis
 
@@ -43,6 +43,7 @@ from aggregations.ranker_state import (
 from aggregations.rankings import rank_changes, rank_of
 from aggregations.totals import RANKED_DIMENSIONS
 from aggregations.weeks import previous_week, week_id
+from streams import metrics
 from streams.leader.closing import SETTLE_MS, SettleWatch, live_basis, live_event_id, week_due
 from streams.leader.history import alert_history
 from streams.leader.rank_fields import PIPELINE_CHUNK, RANK_REFRESH_S, RankFields
@@ -66,6 +67,8 @@ __all__ = [
 log = logging.getLogger("tokenboard.ranker")
 
 Publish = Callable[[str, dict[str, Any]], Awaitable[None]]
+#: How a rank tick ended (the label of ``tokenboard_ranker_ticks_total``).
+TickOutcome = Literal["ranked", "waiting", "state_lost", "failed"]
 
 
 class Ranker:
@@ -100,15 +103,27 @@ class Ranker:
         self.ranks.forget()
 
     async def tick(self, now_ms: int | None = None) -> None:
-        """One pass; cheap when nothing changed."""
+        """One pass; cheap when nothing changed. Counted and timed, whatever its outcome."""
+        started = time.perf_counter()
+        outcome: TickOutcome = "failed"
+        try:
+            outcome = await self._tick(now_ms)
+        finally:
+            metrics.RANKER_TICKS.labels(outcome).inc()
+            metrics.RANKER_TICK_SECONDS.observe(time.perf_counter() - started)
+
+    async def _tick(self, now_ms: int | None) -> TickOutcome:
+        """One pass; returns the outcome :data:`~streams.metrics.RANKER_TICKS` counts."""
         now = int(time.time() * 1000) if now_ms is None else now_ms
         if not await self.mirror.sync():
-            return
+            return "waiting"
         try:
             await self._pass(now)
         except RedisStateLost:
             # The next tick restores the mirror and waits for the snapshots' rewrite.
             log.warning("Redis lost its state during a ranker tick: nothing published")
+            return "state_lost"
+        return "ranked"
 
     async def delete_week(self, week: str) -> None:
         """Remove every key of one week, and its records of the ranker's state."""

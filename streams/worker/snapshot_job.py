@@ -82,10 +82,19 @@ class SnapshotJob:
         self.redis = redis_client
         self.keys = keys
         self.writer = SnapshotWriter(redis_client, keys, worker_id)
+        self._created_s = time.time()
+        # Read when /metrics is served: a job that cannot write (Redis down, a rebalance that
+        # does not end) must not leave the last value frozen.
+        metrics.SNAPSHOT_AGE.set_function(self.snapshot_age)
         #: the partials partitions and the consumer generation of the last full rewrite;
         #: another set or another generation forces a new one
         self._seen_assignment: set[int] = set()
         self._seen_generation: int | None = None
+
+    def snapshot_age(self) -> float:
+        """Seconds since this worker last wrote a key to Redis (or since it started, before
+        its first write): ``tokenboard_snapshot_age_seconds``."""
+        return time.time() - (self.writer.last_write_s or self._created_s)
 
     def owned_partitions(self) -> set[int]:
         """The partials partitions assigned to this worker now."""
@@ -145,5 +154,3 @@ class SnapshotJob:
             if owned:
                 # After Redis lost its state the ranker waits until every partition is back.
                 await self.redis.sadd(self.keys.snapshot_partitions, *sorted(owned))
-        if self.writer.last_write_s:
-            metrics.SNAPSHOT_AGE.set(time.time() - self.writer.last_write_s)

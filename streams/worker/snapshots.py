@@ -120,6 +120,9 @@ class SnapshotWriter:
                 await self._max_set(keys=[self.keys.watermark], args=[watermark])
             metrics.SNAPSHOT_KEYS.inc(written)
             self.last_write_s = time.time()
+            if changed_days is not None and watermark:
+                # Incremental writes only: a full rewrite writes weeks long past as well.
+                metrics.REDIS_LATENCY.observe(max(0.0, self.last_write_s - watermark / 1000))
         return written
 
     def _command(self, key: str, value: TableValue, only_days: Collection[str] | None) -> list[Any]:

@@ -15,6 +15,7 @@ import faust
 from mode import BaseSignalT
 from mode.types.signals import SignalHandlerT
 
+from streams import metrics
 from streams.http.web import serve_health
 from streams.leader.ranker import Ranker
 from streams.leader.state_log import RankerStateLog
@@ -138,6 +139,7 @@ class Worker:
         add_timer(self.app, RANK_INTERVAL_S, self.ranking.tick, on_leader=True)
         add_task(self.app, self._start_preaggregator)
         add_task(self.app, self._start_health)
+        add_task(self.app, self._report_ready)
         if self.span_bridge is not None:
             add_task(self.app, self.span_bridge.run)
         # A cast, not a check: mypy accepts no function for mode's handler type (a named
@@ -154,10 +156,16 @@ class Worker:
     async def _start_health(self) -> None:
         await serve_health(self.health, lambda: self.pre.ready.is_set(), "worker")
 
+    async def _report_ready(self) -> None:
+        """``tokenboard_worker_ready`` is 1 once /readyz answers ready (0 again at shutdown)."""
+        await self.pre.ready.wait()
+        metrics.WORKER_READY.set(1)
+
     async def _stop(
         self, app: faust.App, *args: Any, signal: BaseSignalT[Any], **kwargs: Any
     ) -> None:
         """Stop the pre-aggregator and the ranker's clients before Faust shuts down."""
+        metrics.WORKER_READY.set(0)
         self.pre.stop()
         if self.span_bridge is not None:
             self.span_bridge.stop()

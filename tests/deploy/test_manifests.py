@@ -32,6 +32,7 @@ DEPLOY_README = ROOT / "deploy" / "README.md"
 K8S = ROOT / "deploy" / "kubernetes"
 BASE = K8S / "base"
 OVERLAY = K8S / "overlays" / "example"
+OBSERVABILITY = ROOT / "deploy" / "observability"
 
 DEFAULTS = Settings()
 KNOWN_VARIABLES = {name for name, _ in env_documentation()}
@@ -44,6 +45,7 @@ COMPONENT_PORTS = {
     "api": DEFAULTS.api_port,
 }
 TOKENBOARD_SERVICES = {"topics", "worker", "ingest", "api", "simulator"}
+MONITORING_SERVICES = {"prometheus", "grafana"}
 IMAGE_REPOSITORY = "tokenboard"
 RUNTIME_UID = 10001
 NAMESPACE = "tokenboard"
@@ -61,6 +63,20 @@ SECRET_KEYS = {
 }
 # Partitions each overlay must end up with (and the base).
 EXPECTED_PARTITIONS = {"base": 8, "example": 16}
+# ConfigMaps of the monitoring component (deploy/observability) -> key -> file.
+MONITORING_CONFIGMAPS = {
+    "tokenboard-prometheus-rules": {
+        "tokenboard.rules.yml": OBSERVABILITY / "prometheus" / "rules" / "tokenboard.rules.yml"
+    },
+    "tokenboard-prometheus-config": {
+        "prometheus.yml": OBSERVABILITY / "prometheus" / "prometheus-kubernetes.yml"
+    },
+    "tokenboard-grafana-dashboard": {
+        "tokenboard.json": OBSERVABILITY / "grafana" / "dashboards" / "tokenboard.json"
+    },
+}
+# kubectl apply keeps the whole object in an annotation, limited to 256 KiB.
+LAST_APPLIED_LIMIT = 262_144
 
 
 # --- loading ------------------------------------------------------------------------------
@@ -92,8 +108,9 @@ def split_image(reference: str) -> tuple[str, str]:
     return reference, ""
 
 
-# --- a small kustomize: resources, patches (strategic merge, JSON 6902), namespace, labels,
-# images. Enough for these manifests; kubectl's kustomize is used as well when installed.
+# --- a small kustomize: resources, components, ConfigMap generators, patches (strategic
+# merge, JSON 6902), namespace, labels, images. Enough for these manifests; kubectl's
+# kustomize is used as well when installed.
 
 
 def _strategic_merge(target: Any, patch: Any) -> Any:
@@ -170,6 +187,33 @@ def _pod_specs(resource: dict[str, Any]) -> list[dict[str, Any]]:
     return [template["spec"]] if "spec" in template else []
 
 
+def generated_configmaps(directory: Path, kustomization: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ConfigMaps of a kustomization's ``configMapGenerator`` (files and literals; names
+    without the hash suffix, which these manifests turn off)."""
+    options = kustomization.get("generatorOptions", {})
+    configmaps = []
+    for generator in kustomization.get("configMapGenerator", []):
+        own = generator.get("options", {})
+        assert options.get("disableNameSuffixHash") or own.get("disableNameSuffixHash"), (
+            "name hash suffixes are not rendered here"
+        )
+        data: dict[str, str] = {}
+        for entry in generator.get("files", []):
+            key, _, source = entry.rpartition("=")
+            data[key or Path(source).name] = (directory / source).read_text(encoding="utf-8")
+        for literal in generator.get("literals", []):
+            key, _, value = literal.partition("=")
+            data[key] = value
+        metadata: dict[str, Any] = {"name": generator["name"]}
+        labels = {**options.get("labels", {}), **own.get("labels", {})}
+        if labels:
+            metadata["labels"] = labels
+        configmaps.append(
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data}
+        )
+    return configmaps
+
+
 def builtin_kustomize(directory: Path) -> list[dict[str, Any]]:
     """Render a kustomization folder with the subset of kustomize these manifests use."""
     kustomization = load_one(directory / "kustomization.yaml")
@@ -177,6 +221,13 @@ def builtin_kustomize(directory: Path) -> list[dict[str, Any]]:
     for entry in kustomization.get("resources", []):
         path = (directory / entry).resolve()
         resources += builtin_kustomize(path) if path.is_dir() else load_docs(path)
+    for entry in kustomization.get("components", []):
+        component = (directory / entry).resolve()
+        # Components here only add resources; patches in one would apply to all so far.
+        assert load_one(component / "kustomization.yaml")["kind"] == "Component", component
+        assert "patches" not in load_one(component / "kustomization.yaml"), component
+        resources += builtin_kustomize(component)
+    resources += generated_configmaps(directory, kustomization)
     resources = copy.deepcopy(resources)
 
     for patch in kustomization.get("patches", []):
@@ -325,7 +376,9 @@ def healthcheck_text(service: dict[str, Any]) -> str:
 
 def test_compose_has_every_service(compose: dict[str, Any]) -> None:
     """Compose defines Kafka, Redis, the topics job and every tokenboard process."""
-    assert set(compose["services"]) == {"kafka", "redis"} | TOKENBOARD_SERVICES
+    assert (
+        set(compose["services"]) == {"kafka", "redis"} | TOKENBOARD_SERVICES | MONITORING_SERVICES
+    )
     assert set(compose["volumes"]) >= {"kafka-data", "redis-data"}
 
 
@@ -431,6 +484,7 @@ def test_compose_workers_and_simulator(compose: dict[str, Any]) -> None:
     assert simulator["command"] == ["simulate", "--rate", "5000", "--duration", "0"]
     unprofiled = [name for name, s in services.items() if "profiles" not in s]
     assert "simulator" not in unprofiled
+    assert not MONITORING_SERVICES & set(unprofiled)
 
 
 @pytest.mark.parametrize("component", sorted(COMPONENT_PORTS))
@@ -448,7 +502,10 @@ def test_compose_healthchecks_hit_healthz(compose: dict[str, Any], component: st
 
 def deployment_files() -> list[Path]:
     """Every file whose TOKENBOARD_* names must exist in streams.settings."""
-    return [DOCKERFILE, COMPOSE, DEPLOY_README, *k8s_yaml_files()]
+    monitoring = sorted(
+        p for p in OBSERVABILITY.rglob("*") if p.suffix in {".yml", ".yaml", ".json"}
+    )
+    return [DOCKERFILE, COMPOSE, DEPLOY_README, *k8s_yaml_files(), *monitoring]
 
 
 @pytest.mark.parametrize("path", deployment_files(), ids=lambda p: str(p.relative_to(ROOT)))
@@ -593,6 +650,7 @@ def test_overlay_references_existing_files() -> None:
     """The example overlay builds on the base and uses every patch file in its folder."""
     kustomization = load_one(OVERLAY / "kustomization.yaml")
     assert kustomization["resources"] == ["../../base"]
+    assert [(OVERLAY / c).resolve() for c in kustomization["components"]] == [OBSERVABILITY]
     paths = {p["path"] for p in kustomization["patches"] if "path" in p}
     present = {p.name for p in OVERLAY.iterdir() if p.is_file() and p.name != "kustomization.yaml"}
     assert paths == present
@@ -636,6 +694,39 @@ def test_rendered_namespace(rendered: tuple[str, list[dict[str, Any]]]) -> None:
     for resource in resources:
         if resource["kind"] != "Namespace":
             assert resource["metadata"]["namespace"] == NAMESPACE, resource["metadata"]["name"]
+
+
+def test_rendered_monitoring_configmaps(rendered: tuple[str, list[dict[str, Any]]]) -> None:
+    """The example overlay carries the alert rules, the Kubernetes Prometheus configuration and
+    the Grafana dashboard (labelled for Grafana's sidecar) as ConfigMaps holding the files of
+    deploy/observability unchanged; the base has no monitoring."""
+    variant, resources = rendered
+    names = {r["metadata"]["name"] for r in of_kind(resources, "ConfigMap")}
+    if variant == "base":
+        assert not names & set(MONITORING_CONFIGMAPS)
+        return
+    for name, files in MONITORING_CONFIGMAPS.items():
+        configmap = find(resources, "ConfigMap", name)
+        assert configmap["data"] == {
+            key: path.read_text(encoding="utf-8") for key, path in files.items()
+        }
+        labels = configmap["metadata"]["labels"]
+        assert labels["app.kubernetes.io/component"] == "monitoring"
+        assert labels["app.kubernetes.io/part-of"] == "tokenboard"
+        assert (labels.get("grafana_dashboard") == "1") == (name == "tokenboard-grafana-dashboard")
+        assert len(json.dumps(configmap)) < LAST_APPLIED_LIMIT, name
+
+
+def test_monitoring_component_uses_every_file() -> None:
+    """The monitoring component generates a ConfigMap from each file the ConfigMaps should
+    hold, and those files exist."""
+    component = load_one(OBSERVABILITY / "kustomization.yaml")
+    assert component["kind"] == "Component"
+    generated = {c["metadata"]["name"]: c for c in generated_configmaps(OBSERVABILITY, component)}
+    assert set(generated) == set(MONITORING_CONFIGMAPS)
+    for name, files in MONITORING_CONFIGMAPS.items():
+        assert set(generated[name]["data"]) == set(files)
+        assert all(path.is_file() for path in files.values())
 
 
 @pytest.mark.parametrize("component", sorted(COMPONENT_PORTS))
