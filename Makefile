@@ -18,6 +18,11 @@ TEST_ENV := TOKENBOARD_RUN_DIR=.run/test TOKENBOARD_KAFKA_PORT=$(TEST_KAFKA_PORT
 # other's test folders (private brokers' data, process logs). Each checkout keeps its own.
 TEST_TMP := $(CURDIR)/.run/test/pytest-tmp
 DEMO_ENV := TOKENBOARD_RUN_DIR=.run
+# Two pytest workers: most integration tests wait on brokers, workers and timeouts, not on a
+# core. A module whose fixture starts a private cluster keeps its tests on one worker
+# (xdist_group). PYTEST_WORKERS=0 runs the suite in one process.
+PYTEST_WORKERS ?= 2
+PYTEST_PARALLEL := $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadgroup)
 
 .PHONY: setup system-deps demo demo-down test lint unit bench stack-up stack-down clean
 
@@ -42,7 +47,8 @@ unit: setup
 
 test: setup lint
 	status=0; \
-	$(TEST_ENV) $(TB) stack up && $(TEST_ENV) $(BIN)/pytest --basetemp=$(TEST_TMP) $(PYTEST_ARGS) || status=$$?; \
+	$(TEST_ENV) $(TB) stack up && $(TEST_ENV) $(BIN)/pytest --basetemp=$(TEST_TMP) \
+		$(PYTEST_PARALLEL) --durations=25 $(PYTEST_ARGS) || status=$$?; \
 	$(TEST_ENV) $(TB) stack down; exit $$status
 
 # The demo needs no browser; its prerequisites inherit this.

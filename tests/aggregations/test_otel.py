@@ -195,6 +195,9 @@ def test_bad_values_get_the_event_reason_codes(
     ("end_ns", "reason"),
     [(0, "bad_timestamp"), (1_700_000_000, "bad_timestamp"),
      ((NOW_MS + 3 * 86_400_000) * 1_000_000, "future_timestamp")],
+    # Named, not numbered by value: the last value follows the clock, and parallel test
+    # workers must collect the same test ids.
+    ids=["no-end-time", "seconds-not-nanoseconds", "days-ahead"],
 )  # fmt: skip
 def test_end_times_are_checked_like_event_times(
     mapper: SpanMapper, end_ns: int, reason: str

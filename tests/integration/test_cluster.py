@@ -49,7 +49,8 @@ from tests.integration.private_stack import (
 )
 from tests.integration.processes import WorkerProcess
 
-pytestmark = pytest.mark.slow
+# One worker runs the module: its fixture starts a private 3-broker cluster.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cluster")]
 
 StartWorker = Callable[..., WorkerProcess]
 Client = TestClient[web.Request, web.Application]

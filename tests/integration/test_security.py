@@ -55,6 +55,9 @@ from tests.integration.private_stack import (
 )
 from tests.integration.processes import WorkerProcess
 
+# One worker runs the module: its fixture starts one private secured broker for all tests.
+pytestmark = pytest.mark.xdist_group("secure-kafka")
+
 SCRAM_USER = "tokenboard"
 JSON = {"Content-Type": "application/json"}
 
