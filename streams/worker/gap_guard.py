@@ -8,7 +8,8 @@ acknowledged offset be one above the committed one (``Consumer._new_offset``): t
 never folded (RELIABILITY.md, bug 18: 2 of 7,200 calls lost after a stalled worker resumed).
 
 The agent therefore checks, before folding, that each record follows the one folded before
-it on its partition (or the committed offset, first after a rebalance). When records are
+it on its partition (or the committed offset, first after a rebalance; the start of the log
+for a partition never committed). When records are
 missing it reads them from the partials topic itself, folds them in order, and records them
 as handled in the consumer's own gap bookkeeping (``Consumer._add_gap``), so the commit moves
 on exactly as if Faust had delivered them. Folding is idempotent, so a record that does come
@@ -47,7 +48,7 @@ class GapGuard:
         self._next: dict[int, int] = {}
         self._generation: int | None = None
 
-    def _expected(self, tp: Any) -> int | None:
+    async def _expected(self, tp: Any) -> int:
         generation = self.app.consumer_generation_id
         if generation != self._generation:
             # A rebalance: positions restart at the committed offsets.
@@ -57,13 +58,19 @@ class GapGuard:
         if expected is None:
             consumer: Any = self.app.consumer
             expected = consumer._committed_offset.get(tp)
+            if not expected:
+                # Never committed: the rewind starts the partition at its beginning, and
+                # Faust's commit check has no committed offset to hold a hole against, so it
+                # would commit past records dropped before the first one delivered (bug 22).
+                expected = await log_start(self.settings, tp.topic, tp.partition)
+            self._next[tp.partition] = expected
         return expected
 
     async def fold_in_order(self, raw: bytes, tp: Any, offset: int) -> None:
         """Fold the record at ``offset`` of ``tp``, after any records before it that never
         reached the agent."""
-        expected = self._expected(tp)
-        if expected is not None and offset > expected:
+        expected = await self._expected(tp)
+        if offset > expected:
             await self._repair(tp, expected, offset)
         await self.fold(raw, tp.partition)
         self._next[tp.partition] = offset + 1
@@ -83,6 +90,18 @@ class GapGuard:
         metrics.PARTIALS_REPAIRED.inc(len(records))
         consumer: Any = self.app.consumer
         await consumer._add_gap(tp, start, stop - 1)
+
+
+async def log_start(settings: Settings, topic: str, partition: int) -> int:
+    """The first offset still in one partition's log."""
+    reader = AIOKafkaConsumer(**settings.kafka_client_options(), enable_auto_commit=False)
+    await reader.start()
+    try:
+        tp = TopicPartition(topic, partition)
+        start: int = (await reader.beginning_offsets([tp]))[tp]
+        return start
+    finally:
+        await reader.stop()
 
 
 async def read_range(

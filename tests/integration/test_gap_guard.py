@@ -90,3 +90,26 @@ async def test_records_that_never_reached_the_fold_are_folded_in_order(
     consumer._committed_offset[tp] = 8
     await guard.fold_in_order(b"r8", tp, 8)
     assert folded[-1] == b"r8" and len(consumer.gaps) == 1
+
+
+async def test_records_dropped_before_a_never_committed_partitions_first_are_folded(
+    settings: Settings,
+) -> None:
+    """A partition never committed: the guard expects its log start, so records Faust dropped
+    before the first one it delivered are read and folded (bug 22: Faust's own check has no
+    committed offset to hold the hole against, and committed past it)."""
+    await ensure_topics(settings)
+    await _produce(settings, 5)
+    tp = TP(settings.partials_topic, 1)
+    consumer = StandInConsumer({}, {tp})
+    folded: list[bytes] = []
+
+    async def fold(raw: bytes, partition: int) -> None:
+        folded.append(raw)
+
+    guard = GapGuard(StandInApp(consumer), settings, fold)  # type: ignore[arg-type]
+    await guard.fold_in_order(b"r3", tp, 3)
+    assert folded == [b"r0", b"r1", b"r2", b"r3"]
+    assert consumer.gaps == [(tp, 0, 2)]
+    await guard.fold_in_order(b"r4", tp, 4)
+    assert folded[-1] == b"r4" and len(consumer.gaps) == 1
