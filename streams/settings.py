@@ -23,6 +23,7 @@ PORT_MAX = 65535
 BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "partitions": (1, None),
     "replication": (1, None),
+    "standby_replicas": (0, None),
     "top_n": (1, None),
     "grace_seconds": (0, None),
     "idle_close_seconds": (0, None),
@@ -90,6 +91,10 @@ class Settings:
     # Stream core
     partitions: int = 8
     replication: int = 1
+    # Faust standby replicas of the tables: how many other workers also read each changelog
+    # partition. With the in-memory store they do not shorten a takeover (RELIABILITY.md,
+    # "Table recovery time").
+    standby_replicas: int = 0
     top_n: int = 10
     grace_seconds: int = 3600
     idle_close_seconds: int = 300

@@ -62,7 +62,9 @@ def new_faust_app(settings: Settings) -> RewindingApp:
         processing_guarantee="at_least_once",
         broker_session_timeout=20.0,
         broker_heartbeat_interval=3.0,
-        table_standby_replicas=0,
+        # Standby copies of changelog partitions in other workers (TOKENBOARD_STANDBY_REPLICAS;
+        # with the memory store they do not shorten a takeover, RELIABILITY.md).
+        table_standby_replicas=settings.standby_replicas,
         # Faust's own data folder goes under the run folder, not the working directory.
         datadir=str(settings.run_path / "faust" / settings.app_id),
         # Changelog records leave in few large requests instead of one request each.
