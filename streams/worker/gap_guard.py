@@ -8,13 +8,13 @@ acknowledged offset be one above the committed one (``Consumer._new_offset``): t
 never folded (RELIABILITY.md, bug 18: 2 of 7,200 calls lost after a stalled worker resumed).
 
 The agent therefore checks, before folding, that each record follows the one folded before
-it on its partition (or the committed offset, first after a rebalance; the start of the log
-for a partition never committed). When records are
-missing it reads them from the partials topic itself, folds them in order, and records them
-as handled in the consumer's own gap bookkeeping (``Consumer._add_gap``), so the commit moves
-on exactly as if Faust had delivered them. Folding is idempotent, so a record that does come
-later after all changes nothing. The repair runs inside the agent, on the
-record that revealed the hole: Faust writes a table's changelog to the partition of the
+it on its partition (or the committed offset, first after a rebalance, asked of the broker
+when Faust does not know it yet; the start of the log for a partition never committed).
+When records are missing it reads them from the partials topic itself, folds them in order,
+and records them as handled in the consumer's own gap bookkeeping (``Consumer._add_gap``),
+so the commit moves on exactly as if Faust had delivered them. Folding is idempotent, so a
+record that does come later after all changes nothing. The repair runs inside the agent, on
+the record that revealed the hole: Faust writes a table's changelog to the partition of the
 event being processed, which is the partition of the missing records too. A dropped record
 with nothing after it on its partition is therefore folded when the next record arrives (a
 stage-1 flush of any source sends one to every partials partition).
@@ -28,6 +28,7 @@ from typing import Any
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from streams import metrics
 from streams.settings import Settings
@@ -59,10 +60,11 @@ class GapGuard:
             consumer: Any = self.app.consumer
             expected = consumer._committed_offset.get(tp)
             if not expected:
-                # Never committed: the rewind starts the partition at its beginning, and
-                # Faust's commit check has no committed offset to hold a hole against, so it
-                # would commit past records dropped before the first one delivered (bug 22).
-                expected = await log_start(self.settings, tp.topic, tp.partition)
+                # Faust learns a new partition's committed offset only once it has sought it,
+                # and records may arrive before; a partition never committed has none at all,
+                # and Faust's commit check would then commit past records dropped before the
+                # first one delivered (bug 22). Ask the broker.
+                expected = await committed_or_start(self.settings, tp.topic, tp.partition)
             self._next[tp.partition] = expected
         return expected
 
@@ -92,12 +94,22 @@ class GapGuard:
         await consumer._add_gap(tp, start, stop - 1)
 
 
-async def log_start(settings: Settings, topic: str, partition: int) -> int:
-    """The first offset still in one partition's log."""
+async def committed_or_start(settings: Settings, topic: str, partition: int) -> int:
+    """The worker group's committed offset of one partition or, if it has none, the first
+    offset still in the partition's log (where the rewind starts a never-committed one)."""
+    tp = TopicPartition(topic, partition)
+    admin = AIOKafkaAdminClient(**settings.kafka_client_options())
+    await admin.start()
+    try:
+        found = await admin.list_consumer_group_offsets(settings.app_id, partitions=[tp])
+    finally:
+        await admin.close()
+    committed = found.get(tp)
+    if committed is not None and committed.offset > 0:
+        return int(committed.offset)
     reader = AIOKafkaConsumer(**settings.kafka_client_options(), enable_auto_commit=False)
     await reader.start()
     try:
-        tp = TopicPartition(topic, partition)
         start: int = (await reader.beginning_offsets([tp]))[tp]
         return start
     finally:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from faust.types import TP
 
 from streams.settings import Settings
@@ -113,3 +113,34 @@ async def test_records_dropped_before_a_never_committed_partitions_first_are_fol
     assert consumer.gaps == [(tp, 0, 2)]
     await guard.fold_in_order(b"r4", tp, 4)
     assert folded[-1] == b"r4" and len(consumer.gaps) == 1
+
+
+async def test_a_committed_offset_faust_has_not_learned_yet_is_asked_of_the_broker(
+    settings: Settings,
+) -> None:
+    """A record that arrives before Faust sought its newly assigned partition: the guard asks
+    the broker for the group's committed offset and repairs only from there (records before
+    it were folded and committed by the partition's previous owner)."""
+    await ensure_topics(settings)
+    await _produce(settings, 6)
+    committer = AIOKafkaConsumer(
+        **settings.kafka_client_options(), group_id=settings.app_id, enable_auto_commit=False
+    )
+    await committer.start()
+    try:
+        partition = TopicPartition(settings.partials_topic, 1)
+        committer.assign([partition])
+        await committer.commit({partition: 3})
+    finally:
+        await committer.stop()
+    tp = TP(settings.partials_topic, 1)
+    consumer = StandInConsumer({}, {tp})
+    folded: list[bytes] = []
+
+    async def fold(raw: bytes, partition: int) -> None:
+        folded.append(raw)
+
+    guard = GapGuard(StandInApp(consumer), settings, fold)  # type: ignore[arg-type]
+    await guard.fold_in_order(b"r5", tp, 5)
+    assert folded == [b"r3", b"r4", b"r5"]
+    assert consumer.gaps == [(tp, 3, 4)]
