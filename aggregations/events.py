@@ -511,8 +511,8 @@ def decode_event(
 
 
 #: What stage 1 counts of an event: (event_id, ts_ms, model, prompt_tokens,
-#: completion_tokens, calls, vendor, country).
-CountedFields = tuple[str, int, str, int, int, int, str | None, str | None]
+#: completion_tokens, calls, vendor, country, app).
+CountedFields = tuple[str, int, str, int, int, int, str | None, str | None, str | None]
 
 
 def decode_fields(
@@ -544,7 +544,7 @@ def decode_fields(
         completion = get("completion_tokens")
         if len(obj) == 5:
             # The five required fields and nothing else (their types are checked below).
-            calls, vendor, country = 1, None, None
+            calls, vendor, country, app = 1, None, None, None
             optional_ok = True
         elif "specversion" in obj:
             optional_ok = False
@@ -598,6 +598,7 @@ def decode_fields(
                 calls,
                 vendor or None,
                 country.upper() if country is not None else None,
+                app or None,
             )
     event = decode_event(raw, now_ms=now_ms, watermark_ms=watermark_ms, limits=limits)
     return (
@@ -609,6 +610,7 @@ def decode_fields(
         event.calls,
         event.vendor,
         event.country,
+        event.app,
     )
 
 

@@ -18,6 +18,7 @@ from aggregations.totals import (
     CALLS,
     COMPLETION,
     LATE,
+    NO_APP,
     PROMPT,
     TOKENS,
     TOTAL_MEMBER,
@@ -55,16 +56,23 @@ class _DayCache:
         return found
 
 
-FineKey = tuple[int, str, str, str]  # (day number, model, vendor, country)
+#: (day number, model, vendor, country) or (day number, app): see BlockAccumulator.
+FineKey = tuple[int, str, str, str] | tuple[int, str]
 _MAX_TS = 5  # fine counts carry the largest event time after the five counts
 
 
 class BlockAccumulator:
     """Cumulative sums of the current offset block of one usage partition.
 
-    Per event only one bucket is touched, keyed by (day, model, vendor, country); the four
-    table keys (model, country, vendor, total of the week) are derived from those buckets
-    when the shell drains, which costs per distinct bucket rather than per event.
+    Per event two buckets are touched, one keyed by (day, model, vendor, country), one by
+    (day, app); the table keys (model, country, vendor and total of the week from the first,
+    app from the second) are derived from those buckets when the shell drains, which costs
+    per distinct bucket rather than per event. The app has a bucket of its own rather than a
+    fifth part of the first key: a block's distinct buckets then grow with models plus apps,
+    not models times apps. Measured (add and a drain every 20,000 events, 60 models): 1.2 µs
+    an event without apps, 1.7 with one app; with 25 apps 2.1 instead of 7.0 for the
+    five-part key, with 500 apps 6.7 instead of 21.8. An event without an app counts for the
+    app :data:`~aggregations.totals.NO_APP`, so a week's app keys add up to its total.
     """
 
     def __init__(self, source: int, block: int, grace_ms: int, watermark_ms: int = 0) -> None:
@@ -84,7 +92,7 @@ class BlockAccumulator:
         self._max_ts: dict[str, int] = {}
         self._days = _DayCache()
         # Table keys and day id of each fine key: built once per block, not at every drain.
-        self._table_keys: dict[FineKey, tuple[tuple[str, str, str, str], str]] = {}
+        self._table_keys: dict[FineKey, tuple[tuple[str, ...], str]] = {}
         self._strings: dict[str, str] = {}
 
     def add(
@@ -98,6 +106,7 @@ class BlockAccumulator:
         prompt_tokens: int,
         completion_tokens: int,
         calls: int,
+        app: str = NO_APP,
     ) -> bool:
         """Fold one valid, first-seen event; returns True when it arrived after its week closed.
 
@@ -110,22 +119,56 @@ class BlockAccumulator:
         if ts_ms > self.watermark_ms:
             cap = self.watermark_cap_ms
             self.watermark_ms = ts_ms if ts_ms <= cap else max(self.watermark_ms, cap)
-        key = (day_number, model, vendor, country)
-        bucket = self._fine.get(key)
+        fine = self._fine
+        dirty = self._dirty
+        key: FineKey = (day_number, model, vendor, country)
+        app_key: FineKey = (day_number, app)
+        bucket = fine.get(key)
         if bucket is None:
-            bucket = self._fine[key] = [0, 0, 0, 0, 0, 0]
+            bucket = fine[key] = [0, 0, 0, 0, 0, 0]
             self._names[model] = name
-        bucket[TOKENS] += prompt_tokens + completion_tokens
+        app_bucket = fine.get(app_key)
+        if app_bucket is None:
+            app_bucket = fine[app_key] = [0, 0, 0, 0, 0, 0]
+        tokens = prompt_tokens + completion_tokens
+        # Unrolled: this runs for every event of the stream.
+        bucket[TOKENS] += tokens
         bucket[PROMPT] += prompt_tokens
         bucket[COMPLETION] += completion_tokens
         bucket[CALLS] += calls
+        app_bucket[TOKENS] += tokens
+        app_bucket[PROMPT] += prompt_tokens
+        app_bucket[COMPLETION] += completion_tokens
+        app_bucket[CALLS] += calls
         if late:
             bucket[LATE] += 1
+            app_bucket[LATE] += 1
         if ts_ms > bucket[_MAX_TS]:
             bucket[_MAX_TS] = ts_ms
-        self._dirty.add(key)
+        if ts_ms > app_bucket[_MAX_TS]:
+            app_bucket[_MAX_TS] = ts_ms
+        dirty.add(key)
+        dirty.add(app_key)
         self.end = offset
         return late
+
+    def _keys_of(self, fine: FineKey) -> tuple[tuple[str, ...], str]:
+        """The table keys a fine bucket adds to, and its day id."""
+        week, day, _ = self._days.lookup(fine[0] * DAY_MS)
+        if len(fine) == 2:
+            texts: tuple[str, ...] = (f"app:{week}:{fine[1]}",)
+        else:
+            _, model, vendor, country = fine
+            texts = (
+                f"model:{week}:{model}",
+                f"country:{week}:{country}",
+                f"vendor:{week}:{vendor}",
+                f"total:{week}:{TOTAL_MEMBER}",
+            )
+        # One string object per table key, shared by all its fine buckets (a block can hold
+        # tens of thousands of buckets).
+        canonical = self._strings.setdefault
+        return tuple(canonical(text, text) for text in texts), day
 
     def skip(self, offset: int) -> None:
         """Advance past a record that is not counted (invalid or duplicate)."""
@@ -145,7 +188,6 @@ class BlockAccumulator:
         drained = self._drained
         table_keys = self._table_keys
         for fine in self._dirty:
-            day_number, model, vendor, country = fine
             now = self._fine[fine]
             before = drained.get(fine)
             drained[fine] = now[:]
@@ -162,23 +204,10 @@ class BlockAccumulator:
             newest = now[_MAX_TS]
             found = table_keys.get(fine)
             if found is None:
-                week, day, _ = self._days.lookup(day_number * DAY_MS)
-                # One string object per table key, shared by all its fine buckets (a block
-                # can hold tens of thousands of buckets).
-                canonical = self._strings.setdefault
-                model_key, country_key, vendor_key, total_key = (
-                    canonical(text, text)
-                    for text in (
-                        f"model:{week}:{model}",
-                        f"country:{week}:{country}",
-                        f"vendor:{week}:{vendor}",
-                        f"total:{week}:{TOTAL_MEMBER}",
-                    )
-                )
-                keys = (model_key, country_key, vendor_key, total_key)
-                found = table_keys[fine] = (keys, day)
+                found = table_keys[fine] = self._keys_of(fine)
             keys, day = found
-            meta[keys[0]] = (self._names[model], vendor, country)
+            if len(fine) == 4:
+                meta[keys[0]] = (self._names[fine[1]], fine[2], fine[3])
             for key in keys:
                 days = sums.get(key)
                 if days is None:

@@ -20,12 +20,31 @@ from typing import Any, Literal
 
 from aggregations.weeks import WEEK_MS, week_end_ms
 
-Dimension = Literal["model", "country", "vendor", "total"]
+Dimension = Literal["model", "country", "vendor", "app", "total"]
 #: The dimensions with a leaderboard (``total`` has one member).
-RankedDimension = Literal["model", "country", "vendor"]
-DIMENSIONS: tuple[Dimension, ...] = ("model", "country", "vendor", "total")
-RANKED_DIMENSIONS: tuple[RankedDimension, ...] = ("model", "country", "vendor")
+RankedDimension = Literal["model", "country", "vendor", "app"]
+DIMENSIONS: tuple[Dimension, ...] = ("model", "country", "vendor", "app", "total")
+RANKED_DIMENSIONS: tuple[RankedDimension, ...] = ("model", "country", "vendor", "app")
 TOTAL_MEMBER = "all"
+
+#: The app member of events without an app. The empty string is the one name no event can
+#: give: an ``app`` of ``""`` means "no app" (aggregations/events.py), and every other
+#: string of 1 to 256 characters is a valid app. Counted like any app, so that a week's app
+#: totals add up to its total, but never ranked (see :data:`UNRANKED_MEMBERS`).
+NO_APP = ""
+#: How views and exports name :data:`NO_APP`.
+NO_APP_NAME = "(no app)"
+#: Per dimension, the member that is counted but kept off the leaderboards: the snapshot
+#: writer gives it a member hash but no place on the weekly and daily boards, the ranker
+#: adds its tokens to the board's when it checks that the board adds up to the week's total.
+UNRANKED_MEMBERS: Mapping[str, str] = {"app": NO_APP}
+
+
+def is_ranked(dimension: str, member: str) -> bool:
+    """True when ``member`` of ``dimension`` belongs on its leaderboards (every member but
+    those of :data:`UNRANKED_MEMBERS`)."""
+    return UNRANKED_MEMBERS.get(dimension) != member
+
 
 #: Positions in a counts vector.
 TOKENS, PROMPT, COMPLETION, CALLS, LATE = range(5)

@@ -102,9 +102,8 @@ def run_stage1_micro(events: int = 200_000) -> list[StepCost]:
             acc = BlockAccumulator(0, 0, 3_600_000)
             models: dict[str, ModelInfo] = {}
             for offset, raw in enumerate(values):
-                event_id, ts_ms, model, prompt, completion, calls, vendor, country = decode_fields(
-                    raw, now_ms=now_ms, watermark_ms=None, limits=limits
-                )
+                fields = decode_fields(raw, now_ms=now_ms, watermark_ms=None, limits=limits)
+                event_id, ts_ms, model, prompt, completion, calls, vendor, country, app = fields
                 if seen.is_duplicate(event_id, offset, now_ms):
                     continue
                 info = models.get(model)
@@ -120,6 +119,7 @@ def run_stage1_micro(events: int = 200_000) -> list[StepCost]:
                     prompt,
                     completion,
                     calls,
+                    app or "",
                 )
                 if flush and offset % 20_000 == 19_999:
                     for partials in group_by_partition(acc.drain(), 8).values():

@@ -13,6 +13,8 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from aggregations.export import FORMATS
+from aggregations.totals import RANKED_DIMENSIONS
 from streams.settings import Settings
 
 __all__ = ["COMMANDS", "Command", "Handler"]
@@ -159,7 +161,10 @@ def _simulate(p: argparse.ArgumentParser) -> None:
 
 
 def _top(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--by", choices=["model", "country", "vendor"], default="model")
+    p.add_argument(
+        "--by", "--dim", dest="by", choices=list(RANKED_DIMENSIONS), default="model",
+        help="what is ranked (apps: the events' app; events without one are not ranked)",
+    )  # fmt: skip
     p.add_argument("--week", default="current", help="current, last or an ISO week like 2026-W47")
     p.add_argument("-n", "--top", type=at_least(1), default=10, help="rows")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -170,7 +175,15 @@ def _history(p: argparse.ArgumentParser) -> None:
     target.add_argument("--model", help="model id, e.g. deepseek/deepseek-v4-flash")
     target.add_argument("--country", help="ISO country code, e.g. CN")
     target.add_argument("--vendor", help="vendor name, e.g. DeepSeek")
+    target.add_argument("--app", help="app name, e.g. support-bot")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _export(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--week", default="current", help="current, last or an ISO week like 2026-W47")
+    p.add_argument("--dim", choices=list(RANKED_DIMENSIONS), default="model", help="what is ranked")
+    p.add_argument("--format", choices=list(FORMATS), default="csv", help="file format")
+    p.add_argument("--output", "-o", help="file to write (default: standard output)")
 
 
 def _watch(p: argparse.ArgumentParser) -> None:
@@ -229,6 +242,10 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command("api", "HTTP read API and dashboard", "streams.http.api:run_api", _api),
     Command("top", "leaderboard table of a week", "streams.cli.views:run_top", _top),
+    Command(
+        "export", "a week's whole leaderboard as CSV, JSON or Parquet",
+        "streams.cli.export:run_export", _export,
+    ),
     Command(
         "history", "weekly series of one model or country", "streams.cli.views:run_history",
         _history,

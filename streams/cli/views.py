@@ -25,6 +25,7 @@ from redis.exceptions import RedisError
 
 from aggregations.errors import InvalidInput
 from aggregations.report import format_pct, format_tokens, render_text
+from aggregations.totals import NO_APP_NAME
 from streams.sdk.dead_letters import (
     DeadLetterPage,
     check_reason,
@@ -55,6 +56,8 @@ def run_history(args: argparse.Namespace, settings: Settings) -> int:
         dimension, member = "model", args.model
     elif args.country:
         dimension, member = "country", args.country.upper()
+    elif args.app:
+        dimension, member = "app", args.app
     else:
         dimension, member = "vendor", args.vendor
     result = _query(settings, "history", dimension, member)
@@ -96,7 +99,7 @@ def _query(settings: Settings, name: str, *args: Any) -> dict[str, Any] | None:
     return None
 
 
-_PLURALS = {"model": "models", "country": "countries", "vendor": "vendors"}
+_PLURALS = {"model": "models", "country": "countries", "vendor": "vendors", "app": "apps"}
 
 
 def render_leaderboard(board: Mapping[str, Any]) -> str:
@@ -107,10 +110,12 @@ def render_leaderboard(board: Mapping[str, Any]) -> str:
         f"{board['week']} · top {len(board['rows'])} {_PLURALS[dimension]} of {board['ranked']}"
         f" · total {format_tokens(board['total_tokens'])}"
     )
+    if "unranked_tokens" in board:
+        head += f" · {NO_APP_NAME} {format_tokens(board['unranked_tokens'])}, not ranked"
     if not has_previous:
         head += f" · no data for {board['previous_week']}"
     label = {"model": ["model", "vendor", "country"], "country": ["country", "name"]}
-    header = ["#", "move", *label.get(dimension, ["vendor"]), "tokens", "WoW", "share"]
+    header = ["#", "move", *label.get(dimension, [dimension]), "tokens", "WoW", "share"]
     rows = []
     for row in board["rows"]:
         if dimension == "model":
@@ -118,7 +123,7 @@ def render_leaderboard(board: Mapping[str, Any]) -> str:
         elif dimension == "country":
             names = [row["country"], row["name"]]
         else:
-            names = [row["vendor"]]
+            names = [row[dimension]]
         rows.append(
             [
                 str(row["rank"]),

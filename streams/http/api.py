@@ -39,6 +39,8 @@ from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
 
 from aggregations.errors import InvalidInput, NotFound
+from aggregations.export import MEDIA_TYPES, check_format, encode_export, export_filename
+from aggregations.totals import RANKED_DIMENSIONS
 from aggregations.weeks import day_id
 from streams.http import schemas
 from streams.http.fanout import ClientDropped, EventHub, StreamsFull
@@ -63,7 +65,7 @@ from streams.store.client import connect
 from streams.store.keys import RedisKeys
 from streams.store.names import EventNamer
 from streams.store.report import weekly_report
-from streams.store.state import read_state, week_to_date_tokens
+from streams.store.state import read_state, resolve_week, week_to_date_tokens
 
 log = logging.getLogger("tokenboard.api")
 
@@ -118,16 +120,18 @@ def build_api_app(settings: Settings) -> web.Application:
     )
     app.cleanup_ctx.append(_redis_context)
     app.on_shutdown.append(_stop_streams)
-    dimension = "{dimension:model|country|vendor}"
+    dimension = "{dimension:" + "|".join(RANKED_DIMENSIONS) + "}"
     app.add_routes(
         [
             web.get(f"/v1/leaderboard/{dimension}", _leaderboard),
             web.get(f"/v1/leaderboard/{dimension}/rolling", _rolling),
+            web.get(f"/v1/export/{dimension}", _export),
             web.get("/v1/report", _report),
             # Model ids contain slashes (deepseek/deepseek-v4-flash).
             web.get("/v1/history/model/{model_id:.+}", _history("model", "model_id")),
             web.get("/v1/history/country/{code}", _history("country", "code")),
             web.get("/v1/history/vendor/{name}", _history("vendor", "name")),
+            web.get("/v1/history/app/{name}", _history("app", "name")),
             web.get("/v1/week-to-date/{dimension}", _week_to_date),
             web.get("/v1/overview", _overview),
             web.get("/v1/countries/shares", _shares),
@@ -278,6 +282,24 @@ async def _leaderboard(request: web.Request) -> web.Response:
     )
 
 
+async def _export(request: web.Request) -> web.Response:
+    """Every ranked member of a dimension in one week, as a download (aggregations.export)."""
+    app = request.app
+    fmt = check_format(request.query.get("format") or "csv")
+    dimension, week = request.match_info["dimension"], _week_param(request)
+    # The week is resolved first: the file name and the cache key name the week id, and
+    # "current" moves from week to week.
+    week_id = await resolve_week(app[REDIS], app[KEYS], week)
+
+    async def body() -> bytes:
+        board = await queries.leaderboard(app[REDIS], app[KEYS], dimension, week_id, None)
+        return encode_export(board, fmt)
+
+    disposition = f'attachment; filename="{export_filename(dimension, week_id, fmt)}"'
+    headers = {"Content-Type": MEDIA_TYPES[fmt], "Content-Disposition": disposition}
+    return await app[CACHE].answer(request, ("export", dimension, week_id, fmt), body, headers)
+
+
 async def _rolling(request: web.Request) -> web.Response:
     app = request.app
     days = _int_param(request, "days", 7, 1, queries.MAX_ROLLING_DAYS)
@@ -323,7 +345,7 @@ def _history(dimension: str, param: str) -> Handler:
 async def _week_to_date(request: web.Request) -> web.Response:
     app = request.app
     dimension = request.match_info["dimension"]
-    if dimension not in ("model", "country", "vendor", "total"):
+    if dimension not in (*RANKED_DIMENSIONS, "total"):
         raise NotFound(f"unknown dimension {dimension!r}")
     member = "all" if dimension == "total" else request.query.get("member", "")
     if not member:

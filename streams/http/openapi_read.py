@@ -12,13 +12,15 @@ from typing import Any
 
 import msgspec
 
+from aggregations.export import FORMATS, MEDIA_TYPES
+from aggregations.totals import RANKED_DIMENSIONS
 from streams.http.schemas import DAY_PATTERN, RESPONSE_TYPES
 
 __all__ = ["component_schemas", "openapi_document"]
 
 JSON = "application/json"
 REF = "#/components/schemas/"
-DIMENSION = {"type": "string", "enum": ["model", "country", "vendor"]}
+DIMENSION = {"type": "string", "enum": list(RANKED_DIMENSIONS)}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -179,16 +181,24 @@ def _paths() -> dict[str, Any]:
             (404, 503),
             cached=True,
         ),
+        "/v1/history/app/{name}": _get(
+            "Weekly series of one app",
+            "History",
+            [_path("name", member, "app name, e.g. support-bot")],
+            (404, 503),
+            cached=True,
+        ),
+        "/v1/export/{dimension}": _export(),
         "/v1/week-to-date/{dimension}": _get(
             "Week-to-date tokens against last week up to the same weekday",
             "WeekToDate",
             [
                 _path(
                     "dimension",
-                    {"type": "string", "enum": ["model", "country", "vendor", "total"]},
+                    {"type": "string", "enum": [*RANKED_DIMENSIONS, "total"]},
                     "what to total; `total` is the global total",
                 ),
-                _query("member", member, "model id, country code or vendor (not for total)"),
+                _query("member", member, "model id, country code, vendor or app (not for total)"),
                 _query("day", end_day, "UTC day, default: the watermark's day"),
             ],
             ALL_ERRORS,
@@ -282,6 +292,45 @@ def _paths() -> dict[str, Any]:
             [_path("path", member, "file under streams/http/static")],
         ),
     }
+
+
+def _export() -> dict[str, Any]:
+    """The export route: one body in the asked format, as a download."""
+    get = _get(
+        "Every ranked member of a dimension in one week, as a CSV, JSON or Parquet download",
+        "Export",
+        [
+            DIM_PARAM,
+            WEEK_PARAM,
+            _query(
+                "format",
+                {"type": "string", "enum": list(FORMATS), "default": "csv"},
+                "csv (RFC 4180, a header line), json, or parquet (int64, string and float64"
+                " columns; the header fields as schema metadata)",
+            ),
+        ],
+        ALL_ERRORS,
+        cached=True,
+    )
+    ok = get["get"]["responses"]["200"]
+    ok["description"] += (
+        ". The same columns in every format: rank, the member under its dimension's name,"
+        " name, (models: vendor, country), tokens, prompt_tokens, completion_tokens, calls,"
+        " share_pct, prev_rank, prev_tokens, wow_pct."
+    )
+    ok["content"] = {
+        MEDIA_TYPES["json"]: ok["content"][JSON],
+        "text/csv": {"schema": {"type": "string"}},
+        MEDIA_TYPES["parquet"]: {"schema": {"type": "string", "format": "binary"}},
+    }
+    ok["headers"] = {
+        **ok["headers"],
+        "Content-Disposition": {
+            "description": '`attachment; filename="tokenboard-{dimension}-{week}.{format}"`',
+            "schema": {"type": "string"},
+        },
+    }
+    return get
 
 
 def _text_get(

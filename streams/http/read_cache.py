@@ -25,7 +25,7 @@ import asyncio
 import hashlib
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass
 from email.utils import formatdate
 
@@ -41,6 +41,8 @@ __all__ = ["CachedAnswer", "ReadCache", "Version", "etag_matches", "read_version
 #: Answers kept per process, least recently used dropped first (keys come from query strings).
 MAX_ENTRIES = 1024
 CACHE_CONTROL = "public, no-cache"
+#: The headers of a 200 besides the validators, unless ``answer`` is given others.
+JSON_HEADERS: Mapping[str, str] = {"Content-Type": "application/json; charset=utf-8"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +81,7 @@ class CachedAnswer:
     body: bytes
     #: The validators (ETag, Last-Modified, Cache-Control): a 304 carries these.
     headers: dict[str, str]
-    #: ``headers`` and the JSON content type: a 200 carries these.
+    #: ``headers`` and the content type (JSON unless asked otherwise): a 200 carries these.
     body_headers: dict[str, str]
 
 
@@ -143,10 +145,17 @@ class ReadCache:
         return version
 
     async def answer(
-        self, request: web.Request, key: Hashable, compute: Callable[[], Awaitable[bytes]]
+        self,
+        request: web.Request,
+        key: Hashable,
+        compute: Callable[[], Awaitable[bytes]],
+        content_headers: Mapping[str, str] = JSON_HEADERS,
     ) -> web.Response:
         """The answer for ``key`` (``compute`` makes its JSON body when the cached one is
-        not of the current version), or a 304 when the request already has it."""
+        not of the current version), or a 304 when the request already has it.
+
+        ``content_headers`` (a Content-Type, a Content-Disposition) go with a 200 instead
+        of the JSON content type: they must be the same for every request of ``key``."""
         version = await self.version()
         entry = self._entries.get(key)
         if (
@@ -157,7 +166,7 @@ class ReadCache:
             self._entries.move_to_end(key)
             result = "hit"
         else:
-            entry = await self._compute_once(key, version, compute)
+            entry = await self._compute_once(key, version, compute, content_headers)
             result = "miss"
         if_none_match = request.headers.get("If-None-Match")
         if if_none_match and etag_matches(if_none_match, entry.headers["ETag"]):
@@ -168,12 +177,16 @@ class ReadCache:
         return web.Response(body=entry.body, headers=entry.body_headers)
 
     async def _compute_once(
-        self, key: Hashable, version: Version, compute: Callable[[], Awaitable[bytes]]
+        self,
+        key: Hashable,
+        version: Version,
+        compute: Callable[[], Awaitable[bytes]],
+        content_headers: Mapping[str, str],
     ) -> CachedAnswer:
         running = self._computing.get(key)
         if running is not None and running[0] == version.digest:
             return await asyncio.shield(running[1])
-        task = asyncio.ensure_future(self._compute(key, version, compute))
+        task = asyncio.ensure_future(self._compute(key, version, compute, content_headers))
         self._computing[key] = (version.digest, task)
 
         def forget(done: asyncio.Future[CachedAnswer]) -> None:
@@ -187,7 +200,11 @@ class ReadCache:
         return await asyncio.shield(task)
 
     async def _compute(
-        self, key: Hashable, version: Version, compute: Callable[[], Awaitable[bytes]]
+        self,
+        key: Hashable,
+        version: Version,
+        compute: Callable[[], Awaitable[bytes]],
+        content_headers: Mapping[str, str],
     ) -> CachedAnswer:
         started = self._clock()
         body = await compute()
@@ -197,7 +214,7 @@ class ReadCache:
         }
         if version.snapshot_at_ms is not None:
             headers["Last-Modified"] = formatdate(version.snapshot_at_ms / 1000, usegmt=True)
-        body_headers = {**headers, "Content-Type": "application/json; charset=utf-8"}
+        body_headers = {**headers, **content_headers}
         entry = CachedAnswer(version.digest, started, body, headers, body_headers)
         current = self._entries.get(key)
         # A computation under an older version that finishes last must not replace a newer one.

@@ -31,6 +31,7 @@ __all__ = [
     "DeadLetter",
     "DeadLetters",
     "Error",
+    "Export",
     "Health",
     "History",
     "InternalError",
@@ -56,6 +57,14 @@ Dimension = RankedDimension
 ModelId = Annotated[str, Meta(description="the model id (model boards and histories)")] | UnsetType
 CountryCode = Annotated[str, Meta(description="ISO 3166-1 alpha-2 code; a model's country")]
 VendorName = Annotated[str, Meta(description="the vendor; a model's vendor")]
+AppName = Annotated[str, Meta(description="the app (app boards and histories)")]
+Unranked = Annotated[
+    Count,
+    Meta(
+        description="app boards only: tokens of events without an app, counted in "
+        'total_tokens but on no row (the unranked member "", named "(no app)")'
+    ),
+]
 
 
 class Body(Struct, forbid_unknown_fields=True):
@@ -88,14 +97,15 @@ class Health(Body):
 # Leaderboards ----------------------------------------------------------------------------
 class RankedMember(Body, kw_only=True):
     """What every row of a board has: the member under its dimension's name (``model``,
-    ``country`` or ``vendor``) and its display ``name``; model rows also have the model's
-    ``vendor`` and ``country``."""
+    ``country``, ``vendor`` or ``app``) and its display ``name``; model rows also have the
+    model's ``vendor`` and ``country``."""
 
     rank: Rank
     model: ModelId = UNSET
     name: str
     vendor: VendorName | UnsetType = UNSET
     country: CountryCode | UnsetType = UNSET
+    app: AppName | UnsetType = UNSET
     tokens: Count
     share_pct: float | None
 
@@ -112,7 +122,7 @@ class LeaderboardRow(RankedMember, kw_only=True):
     move: Annotated[str, Meta(description="↑3, ↓2, =, new (rank_move)")]
 
 
-class Leaderboard(Body):
+class Leaderboard(Body, kw_only=True):
     """The top N of a dimension in one week."""
 
     dimension: Dimension
@@ -120,6 +130,7 @@ class Leaderboard(Body):
     previous_week: Week
     has_previous: bool
     total_tokens: Count
+    unranked_tokens: Unranked | UnsetType = UNSET
     ranked: Count
     rows: list[LeaderboardRow]
 
@@ -128,7 +139,7 @@ class RollingRow(RankedMember, kw_only=True):
     """One ranked member of a rolling window."""
 
 
-class RollingLeaderboard(Body):
+class RollingLeaderboard(Body, kw_only=True):
     """The top N over the last days (UTC), summed from the daily boards."""
 
     dimension: Dimension
@@ -136,8 +147,39 @@ class RollingLeaderboard(Body):
     to: Day
     days: Rank
     total_tokens: Count
+    unranked_tokens: Unranked | UnsetType = UNSET
     ranked: Count
     rows: list[RollingRow]
+
+
+class ExportRow(Body, kw_only=True):
+    """One member of an export: the columns of every format (aggregations.export)."""
+
+    rank: Rank
+    model: ModelId = UNSET
+    country: CountryCode | UnsetType = UNSET
+    vendor: VendorName | UnsetType = UNSET
+    app: AppName | UnsetType = UNSET
+    name: str
+    tokens: Count
+    prompt_tokens: Count
+    completion_tokens: Count
+    calls: Count
+    share_pct: float | None
+    prev_rank: int | None
+    prev_tokens: int | None
+    wow_pct: float | None
+
+
+class Export(Body, kw_only=True):
+    """Every ranked member of a dimension in one week (``format=json`` of the export)."""
+
+    dimension: Dimension
+    week: Week
+    total_tokens: Count
+    ranked: Count
+    unranked_tokens: Unranked | UnsetType = UNSET
+    rows: list[ExportRow]
 
 
 # Histories and totals ------------------------------------------------------------------------
@@ -161,6 +203,7 @@ class History(Body, kw_only=True):
     name: str
     vendor: VendorName | UnsetType = UNSET
     country: CountryCode | UnsetType = UNSET
+    app: AppName | UnsetType = UNSET
     weeks: list[HistoryWeek]
 
 
@@ -189,10 +232,11 @@ class WeekToDate(Body, kw_only=True):
     """Week-to-date tokens against last week up to the same weekday; the member is named
     after its dimension (none for ``total``)."""
 
-    dimension: Literal["model", "country", "vendor", "total"]
+    dimension: Literal["model", "country", "vendor", "app", "total"]
     model: ModelId = UNSET
     country: CountryCode | UnsetType = UNSET
     vendor: VendorName | UnsetType = UNSET
+    app: AppName | UnsetType = UNSET
     week: Week
     day: Day
     tokens: Count
@@ -350,6 +394,7 @@ RESPONSE_TYPES: tuple[type[Struct], ...] = (
     Health,
     Leaderboard,
     RollingLeaderboard,
+    Export,
     History,
     Overview,
     WeekToDate,

@@ -38,7 +38,7 @@ from redis.typing import EncodableT, FieldT
 
 from aggregations.growth import growth_streak, wow_pct
 from aggregations.rankings import Ranked
-from aggregations.totals import RANKED_DIMENSIONS
+from aggregations.totals import RANKED_DIMENSIONS, UNRANKED_MEMBERS
 from aggregations.weeks import previous_week
 from streams.store.keys import RedisKeys
 
@@ -51,6 +51,7 @@ __all__ = [
     "WeekBasis",
     "adds_up",
     "board_of",
+    "board_totals",
     "changed_members",
     "changed_positions",
     "encode_value",
@@ -143,8 +144,28 @@ def rank_due(seen: str | None, current: str, ranked_at: float, now: float) -> bo
 
 def adds_up(ranking: list[Ranked], total: int | None) -> bool:
     """True when a week's board holds all of the week's total: every event counts in every
-    dimension, so a board whose members add up to less (or more) is being rewritten."""
+    dimension, so a board whose members add up to less (or more) is being rewritten.
+
+    For a dimension with an unranked member (the app of events without one), ``total`` is
+    what its board holds when complete: :func:`board_totals`.
+    """
     return sum(row.tokens for row in ranking) == (total or 0)
+
+
+def board_totals(total: int | None, unranked: Mapping[str, int | None]) -> dict[str, int | None]:
+    """Per ranked dimension, the tokens its board of a week holds once every snapshot write
+    landed: the week's ``total``, less the tokens of the dimension's unranked member
+    (``unranked``: dimension -> its tokens, None or absent while it has no hash). Every event
+    counts once in every dimension, the unranked member included, so the board and that
+    member add up to the total."""
+    return {
+        d: total if d not in UNRANKED_MEMBERS else (total or 0) - (unranked.get(d) or 0)
+        for d in RANKED_DIMENSIONS
+    }
+
+
+def _int_or_none(value: str | None) -> int | None:
+    return None if value is None else int(value)
 
 
 def member_fields(row: Ranked, old: Ranked | None) -> Fields:
@@ -384,12 +405,24 @@ class RankFields:
         for week in wanted:
             for dimension in RANKED_DIMENSIONS:
                 pipe.zcard(self.keys.leaderboard(dimension, week))
+            for unranked_dimension, member in UNRANKED_MEMBERS.items():
+                pipe.hget(self.keys.member(unranked_dimension, week, member), "tokens")
         if weeks:
             pipe.hmget(self.keys.ranked, list(weeks))
         replies = await pipe.execute()
         seen = cast(list[str | None], replies.pop()) if weeks else []
         width = len(RANKED_DIMENSIONS)
-        cards = {w: replies[i * width : (i + 1) * width] for i, w in enumerate(wanted)}
+        step = width + len(UNRANKED_MEMBERS)
+        cards = {w: replies[i * step : i * step + width] for i, w in enumerate(wanted)}
+        # The unranked members' tokens, in UNRANKED_MEMBERS' order after each week's cards.
+        unranked = {
+            w: dict(zip(UNRANKED_MEMBERS, replies[i * step + width : (i + 1) * step], strict=True))
+            for i, w in enumerate(wanted)
+        }
+        expected = {
+            w: board_totals(totals.get(w), {d: _int_or_none(v) for d, v in unranked[w].items()})
+            for w in wanted
+        }
         self._forget_weeks(keep=set(wanted))
         for week, recorded in zip(weeks, seen, strict=True):
             current = fingerprint(cards[week], totals, week)
@@ -398,7 +431,7 @@ class RankFields:
                 continue
             self._ranked_at[week] = now
             try:
-                await self._write(week, recorded, current, cards, totals)
+                await self._write(week, recorded, current, cards, expected, totals)
             except BaseException:
                 # Part of the week may be written: its basis no longer says what Redis holds.
                 self._basis.pop(week, None)
@@ -410,16 +443,17 @@ class RankFields:
         recorded: str | None,
         current: str,
         cards: Mapping[str, Sequence[int]],
+        expected: Mapping[str, Mapping[str, int | None]],
         totals: dict[str, int],
     ) -> None:
         """Rank, previous rank and WoW of the members whose fields moved, the total's growth
-        fields, then the fingerprint."""
+        fields, then the fingerprint. ``expected`` is each week's :func:`board_totals`."""
         prev = previous_week(week)
         own, previous = await self._read_boards(
-            [(week, cards[week], totals.get(week)), (prev, cards[prev], totals.get(prev))]
+            [(week, cards[week], expected[week]), (prev, cards[prev], expected[prev])]
         )
-        complete = all(own[d].adds_up(totals.get(week)) for d in RANKED_DIMENSIONS) and all(
-            previous[d].adds_up(totals.get(prev)) for d in RANKED_DIMENSIONS
+        complete = all(own[d].adds_up(expected[week][d]) for d in RANKED_DIMENSIONS) and all(
+            previous[d].adds_up(expected[prev][d]) for d in RANKED_DIMENSIONS
         )
         basis = self._basis.get(week)
         # Only what this process wrote, still vouched for by the fingerprint it recorded.
@@ -477,17 +511,17 @@ class RankFields:
         return items
 
     async def _read_boards(
-        self, weeks: Sequence[tuple[str, Sequence[int], int | None]]
+        self, weeks: Sequence[tuple[str, Sequence[int], Mapping[str, int | None]]]
     ) -> list[dict[str, Board]]:
-        """The boards of each (week, its ZCARDs, its total): the one read before when it is
-        still the board in Redis, else read now (all in one round trip)."""
+        """The boards of each (week, its ZCARDs, its :func:`board_totals`): the one read
+        before when it is still the board in Redis, else read now (all in one round trip)."""
         out: list[dict[str, Board]] = []
         missing: list[tuple[int, str, str]] = []
-        for n, (week, cards, total) in enumerate(weeks):
+        for n, (week, cards, totals) in enumerate(weeks):
             boards: dict[str, Board] = {}
             for dimension, card in zip(RANKED_DIMENSIONS, cards, strict=True):
                 known = self._boards.get((dimension, week))
-                if known is not None and known.still(card, total):
+                if known is not None and known.still(card, totals[dimension]):
                     boards[dimension] = known
                 else:
                     missing.append((n, dimension, week))

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 import redis.asyncio as aioredis
 
 from aggregations.ranker_state import week_tombstones
-from aggregations.totals import DIMENSIONS, RANKED_DIMENSIONS
+from aggregations.totals import DIMENSIONS, RANKED_DIMENSIONS, UNRANKED_MEMBERS
 from aggregations.weeks import WEEK_MS, days_of_week, week_end_ms, week_start_ms
 from streams.leader.state_mirror import StateMirror
 from streams.store.keys import RedisKeys
@@ -41,14 +41,17 @@ def week_keys(keys: RedisKeys, week: str) -> list[str]:
     """Every key of the week whose name is known without a scan.
 
     Exact names, never a pattern on the week id: a member may contain another week's id
-    (a model named ``acme/m-2026-W20``), and its keys belong to their own week.
+    (a model named ``acme/m-2026-W20``), and its keys belong to their own week. The hashes
+    of the unranked members (the app of events without one) are named too: they are on no
+    board, although :func:`member_patterns` finds them as well.
     """
     per_dimension = [
         name
         for dimension in RANKED_DIMENSIONS
         for name in (keys.leaderboard(dimension, week), keys.published(dimension, week))
     ]
-    return [keys.total(week), *per_dimension, *daily_keys(keys, week)]
+    unranked = [keys.member(d, week, member) for d, member in UNRANKED_MEMBERS.items()]
+    return [keys.total(week), *per_dimension, *unranked, *daily_keys(keys, week)]
 
 
 def member_patterns(keys: RedisKeys, week: str) -> list[str]:

@@ -6,8 +6,11 @@ board, which Redis could compute with ZUNIONSTORE, is summed in Python because t
 needs a destination key.
 
 Every member is named after its dimension, as in the weekly report: ``model`` (the id),
-``country`` (the ISO code) or ``vendor``, next to its display ``name``; counts are ``tokens``,
-``prompt_tokens``, ``completion_tokens`` and ``calls``, as in the usage event.
+``country`` (the ISO code), ``vendor`` or ``app``, next to its display ``name``; counts are
+``tokens``, ``prompt_tokens``, ``completion_tokens`` and ``calls``, as in the usage event.
+Boards of a dimension with an unranked member (the app of events without one,
+:data:`aggregations.totals.UNRANKED_MEMBERS`) leave it off their rows and give its tokens as
+``unranked_tokens``: ``total_tokens`` includes them.
 
 Ranks, previous ranks and week-over-week figures are computed from the weekly sorted sets with
 the pure ranking rules rather than read from the rank fields the ranker writes: the sorted
@@ -27,7 +30,13 @@ from aggregations.errors import InvalidInput
 from aggregations.growth import growth_streak, wow_pct
 from aggregations.rankings import Ranked, rank, rank_of
 from aggregations.report import COUNTRY_NAMES, rank_move
-from aggregations.totals import RANKED_DIMENSIONS, RankedDimension
+from aggregations.totals import (
+    NO_APP_NAME,
+    RANKED_DIMENSIONS,
+    TOTAL_MEMBER,
+    UNRANKED_MEMBERS,
+    RankedDimension,
+)
 from aggregations.weeks import day_id, parse_day, parse_week, previous_week
 from streams.store.keys import RedisKeys
 from streams.store.state import (
@@ -63,24 +72,28 @@ def check_dimension(dimension: str) -> Dimension:
 
 
 async def leaderboard(
-    client: aioredis.Redis, keys: RedisKeys, dimension: str, week: str, n: int
+    client: aioredis.Redis, keys: RedisKeys, dimension: str, week: str, n: int | None
 ) -> dict[str, Any]:
-    """The top ``n`` of a dimension in ``week`` (``current``, ``last`` or ``2026-W47``).
+    """The top ``n`` of a dimension in ``week`` (``current``, ``last`` or ``2026-W47``);
+    every ranked member when ``n`` is None (exports).
 
     Raises WeekNotFound when the week has no data and ValueError for a bad dimension, week
     spelling or ``n``.
     """
     dim = check_dimension(dimension)
-    if n < 1:
+    if n is not None and n < 1:
         raise InvalidInput(f"n must be >= 1, got {n}")
     week_id = await resolve_week(client, keys, week)
     prev = previous_week(week_id)
+    unranked = UNRANKED_MEMBERS.get(dim)
     pipe = client.pipeline(transaction=False)
     pipe.zrange(keys.leaderboard(dim, week_id), 0, -1, withscores=True)
     pipe.zrange(keys.leaderboard(dim, prev), 0, -1, withscores=True)
     pipe.hget(keys.total(week_id), "tokens")
     pipe.exists(keys.total(prev))
-    current_rows, prev_rows, total, has_prev = await pipe.execute()
+    if unranked is not None:
+        pipe.hget(keys.member(dim, week_id, unranked), "tokens")
+    current_rows, prev_rows, total, has_prev, *unranked_tokens = await pipe.execute()
     if total is None and not current_rows:
         raise WeekNotFound(f"no data for {week_id}")
     ranking = rank(_scores(current_rows))
@@ -116,6 +129,7 @@ async def leaderboard(
         # Without last week's data every row would read "new"; views say so once instead.
         "has_previous": bool(has_prev or prev_rows),
         "total_tokens": total_tokens,
+        **({"unranked_tokens": _int(unranked_tokens[0])} if unranked_tokens else {}),
         "ranked": len(ranking),
         "rows": rows,
     }
@@ -195,12 +209,19 @@ async def rolling_leaderboard(
     pipe = client.pipeline(transaction=False)
     for day in window:
         pipe.zrange(keys.daily(dim, day), 0, -1, withscores=True)
+    has_unranked = dim in UNRANKED_MEMBERS
+    if has_unranked:
+        # Its unranked member is on no daily board: the days' totals hold its tokens too.
+        for day in window:
+            pipe.zscore(keys.daily("total", day), TOTAL_MEMBER)
+    replies = await pipe.execute()
     sums: dict[str, int] = {}
-    for rows in await pipe.execute():
+    for rows in replies[: len(window)]:
         for member, tokens in _scores(rows).items():
             sums[member] = sums.get(member, 0) + tokens
     ranking = rank(sums)
-    total = sum(r.tokens for r in ranking)
+    ranked_total = sum(r.tokens for r in ranking)
+    total = sum(int(v) for v in replies[len(window) :] if v) if has_unranked else ranked_total
     top = ranking[:n]
     labels = await _latest_labels(client, keys, dim, state.weeks, top)
     return {
@@ -209,6 +230,7 @@ async def rolling_leaderboard(
         "to": window[-1],
         "days": days,
         "total_tokens": total,
+        **({"unranked_tokens": max(0, total - ranked_total)} if has_unranked else {}),
         "ranked": len(ranking),
         "rows": [
             {
@@ -327,9 +349,9 @@ async def _latest_labels(
 
 
 def _labels(dimension: str, member: str, detail: Mapping[str, str]) -> dict[str, str]:
-    """The member under its dimension's name (``model``, ``country`` or ``vendor``, as in the
-    weekly report) and its display ``name``; models also carry their ``vendor`` and
-    ``country``."""
+    """The member under its dimension's name (``model``, ``country``, ``vendor`` or ``app``,
+    as in the weekly report) and its display ``name``; models also carry their ``vendor``
+    and ``country``."""
     if dimension == "model":
         return {
             "model": member,
@@ -339,6 +361,8 @@ def _labels(dimension: str, member: str, detail: Mapping[str, str]) -> dict[str,
         }
     if dimension == "country":
         return {"country": member, "name": COUNTRY_NAMES.get(member, member)}
+    if dimension == "app":
+        return {"app": member, "name": member or NO_APP_NAME}
     return {"vendor": member, "name": member}
 
 

@@ -36,6 +36,7 @@ from aggregations.events import (
     decode_fields,
 )
 from aggregations.partials import BlockAccumulator, block_of, flush_records
+from aggregations.totals import NO_APP
 from streams import metrics
 from streams.sdk.partitioner import partition_of
 from streams.sdk.producer import SEQUENCE_ERRORS
@@ -273,7 +274,7 @@ class PreAggregator:
                 self._dead_letter(record, verdict)
                 acc.skip(record.offset)
                 continue
-            event_id, ts_ms, model, prompt, completion, calls, vendor, country = verdict
+            event_id, ts_ms, model, prompt, completion, calls, vendor, country, app = verdict
             key = record.key
             if key is None or key != event_id.encode():
                 home = self._home(event_id)
@@ -301,6 +302,7 @@ class PreAggregator:
                 prompt,
                 completion,
                 calls,
+                app or NO_APP,
             ):
                 late += 1
             counted += 1

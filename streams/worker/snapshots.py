@@ -16,7 +16,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from aggregations.clock import bounded_event_time
-from aggregations.totals import TOKENS, TableValue, split_key
+from aggregations.totals import TOKENS, TableValue, is_ranked, split_key
 from aggregations.weeks import week_start_ms
 from streams import metrics
 from streams.store.keys import RedisKeys
@@ -32,13 +32,15 @@ return 0
 # pipeline cost ~25 µs of Python per command, which capped a writer at ~8,000 keys/s. An item
 # is [hash key, [field, value, ...], sorted set, score, member, [daily key, score, ...],
 # daily member]; every key name comes from RedisKeys in Python (an ACL key pattern still
-# applies to each call). Numbers travel as strings: Lua numbers are doubles.
+# applies to each call). Numbers travel as strings: Lua numbers are doubles. An unranked
+# member (the app of events without one, aggregations.totals.is_ranked) has "" for sorted
+# set and no daily keys: only its hash is written.
 _WRITE_VALUES = """
 local items = cjson.decode(ARGV[1])
 for i = 1, #items do
   local item = items[i]
   redis.call('HSET', item[1], unpack(item[2]))
-  redis.call('ZADD', item[3], item[4], item[5])
+  if item[3] ~= '' then redis.call('ZADD', item[3], item[4], item[5]) end
   local daily = item[6]
   for j = 1, #daily, 2 do
     redis.call('ZADD', daily[j], daily[j + 1], item[7])
@@ -148,6 +150,8 @@ class SnapshotWriter:
         meta = value.get("m")
         if meta:
             fields += ("name", meta[0], "vendor", meta[1], "country", meta[2])
+        if not is_ranked(dimension, member):
+            return [keys.member(dimension, week, member), fields, "", fields[1], member, [], member]
         return [
             keys.member(dimension, week, member),
             fields,

@@ -804,9 +804,16 @@ def test_country_codes(country: str | None, expected: str | None) -> None:
 
 
 def test_empty_optional_strings_mean_absent() -> None:
-    """vendor "" is None in the counted fields; app and region "" are accepted."""
+    """vendor, country and app "" are None in the counted fields; region "" is accepted."""
     raw = dumps(make_event(vendor="", app="", region="", country=""))
-    assert counted(assert_agrees([raw, GOOD])[0])[6:] == (None, None)
+    assert counted(assert_agrees([raw, GOOD])[0])[6:] == (None, None, None)
+
+
+def test_the_app_is_counted() -> None:
+    """The app is the ninth counted field, on the batch path as on decode_fields'."""
+    values = [dumps(make_event(event_id=f"a{i}", app=f"app-{i}")) for i in range(20)]
+    results = assert_agrees([*values, dumps(make_event(app=None))])
+    assert [counted(r)[8] for r in results] == [*(f"app-{i}" for i in range(20)), None]
 
 
 def test_cloudevents_take_the_slow_path() -> None:

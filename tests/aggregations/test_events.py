@@ -660,7 +660,7 @@ def outcome(
     if isinstance(result, UsageEvent):
         e = result
         return (e.event_id, e.ts_ms, e.model, e.prompt_tokens, e.completion_tokens, e.calls,
-                e.vendor, e.country)  # fmt: skip
+                e.vendor, e.country, e.app)  # fmt: skip
     return result
 
 
@@ -700,6 +700,11 @@ def test_decode_fields_agrees_with_decode_event(
         make_event(calls=0),
         make_event(event_id=""),
         make_event(app=7),
+        make_event(app="support-bot"),
+        make_event(app="a" * 256),
+        make_event(app="a" * 257),
+        make_event(app=None),
+        cloudevent(make_event(app="support-bot")),
         cloudevent(make_event()),
     ],
 )
@@ -707,6 +712,18 @@ def test_decode_fields_agrees_on_edge_shapes(event: dict[str, object]) -> None:
     """Empty optional strings, lowercase countries, RFC 3339 times, bools, CloudEvents."""
     raw = orjson.dumps(event)
     assert outcome(decode_fields, raw, None) == outcome(decode_event, raw, None)
+
+
+@pytest.mark.parametrize(
+    ("app", "counted"),
+    [("support-bot", "support-bot"), ("", None), (None, None), (":a:b", ":a:b"), ("é", "é")],
+)
+def test_decode_fields_counts_the_app(app: str | None, counted: str | None) -> None:
+    """The ninth counted field is the app; "" and null mean no app (the unranked member
+    aggregations.totals.NO_APP, which no event can name)."""
+    fields = decode_fields(orjson.dumps(make_event(app=app)), now_ms=NOW_MS)
+    assert fields[8] == counted
+    assert decode_fields(orjson.dumps(make_event()), now_ms=NOW_MS)[8] is None
 
 
 def test_timestamp_errors_read_as_dates_and_durations() -> None:

@@ -18,7 +18,7 @@ from aggregations.partials import (
     group_by_partition,
     partition_for,
 )
-from aggregations.totals import Partial
+from aggregations.totals import NO_APP, Partial, split_key
 from aggregations.weeks import day_id, week_end_ms, week_id, week_start_ms
 
 W47 = week_start_ms("2026-W47")
@@ -31,7 +31,8 @@ def add(acc: BlockAccumulator, offset: int, ts: int, model: str = "m1", tokens: 
 
 
 def test_accumulator_sums_every_dimension() -> None:
-    """One event lands in model, country, vendor and total keys of its week and day."""
+    """One event lands in model, country, vendor, app and total keys of its week and day;
+    an event without an app counts for the app NO_APP ("")."""
     acc = BlockAccumulator(source=3, block=0, grace_ms=HOUR)
     add(acc, 0, W47 + HOUR)
     add(acc, 1, W47 + 2 * HOUR, tokens=50)
@@ -40,12 +41,38 @@ def test_accumulator_sums_every_dimension() -> None:
         "model:2026-W47:m1",
         "country:2026-W47:CN",
         "vendor:2026-W47:V",
+        f"app:2026-W47:{NO_APP}",
         "total:2026-W47:all",
     }
+    assert partials["app:2026-W47:"].days == partials["total:2026-W47:all"].days
+    assert partials["app:2026-W47:"].meta is None
     total = partials["total:2026-W47:all"]
     assert total.days == {"2026-11-16": [150, 150, 0, 2, 0]}
     assert (total.source, total.block, total.end) == (3, 0, 1)
     assert partials["model:2026-W47:m1"].meta == ("Model", "V", "CN")
+
+
+def test_apps_are_counted_apart_and_add_up_to_the_total() -> None:
+    """Events with an app count for it, the others for NO_APP: the app keys of a week add
+    up to its total, in every count; an app named like another dimension's key or holding
+    ':' is its own member."""
+    acc = BlockAccumulator(source=0, block=0, grace_ms=HOUR)
+    apps = ["support-bot", NO_APP, "coder", "support-bot", "a:b:c", NO_APP, "model:x"]
+    for offset, app in enumerate(apps):
+        acc.add(offset, W47 + offset * HOUR, "m1", "V", "CN", "M", 10 + offset, 1, 2, app)
+    partials = {p.key: p for p in acc.drain()}
+    app_days = {
+        split_key(k)[2]: p.days["2026-11-16"] for k, p in partials.items() if k[:4] == "app:"
+    }
+    assert app_days == {
+        "support-bot": [25, 23, 2, 4, 0],
+        NO_APP: [28, 26, 2, 4, 0],
+        "coder": [13, 12, 1, 2, 0],
+        "a:b:c": [15, 14, 1, 2, 0],
+        "model:x": [17, 16, 1, 2, 0],
+    }
+    total = partials["total:2026-W47:all"].days["2026-11-16"]
+    assert [sum(c[i] for c in app_days.values()) for i in range(5)] == total
 
 
 def test_drain_is_cumulative_within_a_block() -> None:
@@ -146,23 +173,24 @@ def test_flush_sends_one_record_to_every_partition() -> None:
             st.sampled_from(["CN", "US"]),
             st.integers(0, 10_000),
             st.booleans(),  # drain after this event
+            st.sampled_from([NO_APP, "chat", "coder"]),
         ),
         min_size=1,
         max_size=60,
     )
 )
 def test_drained_partials_equal_naive_cumulative_sums(
-    events: list[tuple[int, str, str, int, bool]],
+    events: list[tuple[int, str, str, int, bool, str]],
 ) -> None:
     """At every drain, each touched key carries exactly the block's running sums so far."""
     acc = BlockAccumulator(source=0, block=0, grace_ms=HOUR)
     naive: dict[str, dict[str, list[int]]] = defaultdict(dict)
     latest: dict[str, Partial] = {}
-    for offset, (ts, model, country, tokens, drain) in enumerate(events):
-        late = acc.add(offset, W47 + ts, model, "V", country, "Model", tokens, 1, 1)
+    for offset, (ts, model, country, tokens, drain, app) in enumerate(events):
+        late = acc.add(offset, W47 + ts, model, "V", country, "Model", tokens, 1, 1, app)
         week, day = week_id(W47 + ts), day_id(W47 + ts)
         for key in (f"model:{week}:{model}", f"country:{week}:{country}",
-                    f"vendor:{week}:V", f"total:{week}:all"):  # fmt: skip
+                    f"vendor:{week}:V", f"app:{week}:{app}", f"total:{week}:all"):  # fmt: skip
             bucket = naive[key].setdefault(day, [0, 0, 0, 0, 0])
             for i, value in enumerate((tokens + 1, tokens, 1, 1, int(late))):
                 bucket[i] += value

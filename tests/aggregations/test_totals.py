@@ -7,11 +7,16 @@ import itertools
 import pytest
 
 from aggregations.totals import (
+    DIMENSIONS,
+    NO_APP,
+    RANKED_DIMENSIONS,
+    UNRANKED_MEMBERS,
     Partial,
     TableValue,
     apply_partial,
     counts_of,
     expired_keys,
+    is_ranked,
     is_stale,
     split_key,
     table_key,
@@ -138,3 +143,28 @@ def test_states_each_ahead_somewhere_are_not_stale() -> None:
     left = fold_all([*base, partial_at(0, 0, 20, 9)])
     right = fold_all([*base, partial_at(1, 0, 8, 4)])
     assert not is_stale(left, right) and not is_stale(right, left)
+
+
+def test_every_dimension_is_ranked_but_total_and_app_is_among_them() -> None:
+    """app is a ranked dimension with its own table keys; total is not ranked."""
+    assert "app" in RANKED_DIMENSIONS and "app" in DIMENSIONS
+    assert "total" not in RANKED_DIMENSIONS
+    assert split_key(table_key("app", "2026-W47", NO_APP)) == ("app", "2026-W47", NO_APP)
+
+
+@pytest.mark.parametrize(
+    ("dimension", "member", "ranked"),
+    [
+        ("app", NO_APP, False),
+        ("app", "support-bot", True),
+        ("app", " ", True),
+        ("model", NO_APP, True),
+        ("vendor", "", True),
+        ("country", "CN", True),
+    ],
+)
+def test_only_the_no_app_member_is_unranked(dimension: str, member: str, ranked: bool) -> None:
+    """Events without an app count for NO_APP, which is on no leaderboard; any app name an
+    event can give (1 to 256 characters) is ranked, and so is every other member."""
+    assert is_ranked(dimension, member) is ranked
+    assert UNRANKED_MEMBERS == {"app": NO_APP} and NO_APP == ""

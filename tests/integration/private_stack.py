@@ -39,6 +39,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from aggregations.events import UsageEvent
+from aggregations.totals import NO_APP
 from aggregations.weeks import week_id, week_start_ms
 from streams.dev.stack import KafkaSecurity, LocalStack, _redis_version
 from streams.dev.workerproc import reserve_ports
@@ -327,13 +328,21 @@ class Expected:
     calls: dict[str, int]
     cells: dict[tuple[str, str], int]
     events: int
+    #: (week, app) -> tokens, events without an app under NO_APP; empty (apps unchecked)
+    #: when no event names an app
+    apps: dict[tuple[str, str], int]
 
     @classmethod
     def of(cls, events: Iterable[UsageEvent]) -> Expected:
-        """Totals of the distinct event ids of ``events`` (a repeated id counts once)."""
+        """Totals of the distinct event ids of ``events`` (a repeated id counts once).
+
+        Apps are checked only when some event names one: the expected events of some tests
+        leave the app out although the pipeline counts one (an OTLP span's service.name).
+        """
         weeks: dict[str, int] = {}
         calls: dict[str, int] = {}
         cells: dict[tuple[str, str], int] = {}
+        apps: dict[tuple[str, str], int] = {}
         seen: set[str] = set()
         for event in events:
             if event.event_id in seen:
@@ -344,21 +353,31 @@ class Expected:
             calls[week] = calls.get(week, 0) + event.calls
             cell = (week, event.model)
             cells[cell] = cells.get(cell, 0) + event.tokens
-        return cls(weeks, calls, cells, len(seen))
+            app = (week, event.app or NO_APP)
+            apps[app] = apps.get(app, 0) + event.tokens
+        named = any(app != NO_APP for _, app in apps)
+        return cls(weeks, calls, cells, len(seen), apps if named else {})
 
 
 async def redis_mismatches(settings: Settings, expected: Expected) -> list[str]:
-    """Every week total, call count and model cell Redis does not show exactly (empty: exact)."""
+    """Every week total, call count, model cell and app cell Redis does not show exactly
+    (empty: exact). Apps are on the app board, but for events without one: NO_APP's hash."""
     keys = RedisKeys(settings.redis_prefix)
     client = aioredis.from_url(settings.redis_url)
     try:
         pipe = client.pipeline(transaction=False)
         weeks = sorted(expected.weeks)
         cells = sorted(expected.cells)
+        apps = sorted(expected.apps)
         for week in weeks:
             pipe.hmget(keys.total(week), ["tokens", "calls"])
         for week, model in cells:
             pipe.zscore(keys.leaderboard("model", week), model)
+        for week, app in apps:
+            if app == NO_APP:
+                pipe.hget(keys.member("app", week, app), "tokens")
+            else:
+                pipe.zscore(keys.leaderboard("app", week), app)
         values = await pipe.execute()
     finally:
         await client.aclose()
@@ -367,9 +386,13 @@ async def redis_mismatches(settings: Settings, expected: Expected) -> list[str]:
         want = (expected.weeks[week], expected.calls[week])
         if tokens is None or calls is None or (int(tokens), int(calls)) != want:
             wrong.append(f"total {week}: tokens, calls {tokens}, {calls} != {want}")
-    for cell, value in zip(cells, values[len(weeks) :], strict=True):
+    model_values = values[len(weeks) : len(weeks) + len(cells)]
+    for cell, value in zip(cells, model_values, strict=True):
         if value is None or int(value) != expected.cells[cell]:
             wrong.append(f"model {cell}: {value} != {expected.cells[cell]}")
+    for app_cell, value in zip(apps, values[len(weeks) + len(cells) :], strict=True):
+        if value is None or int(float(value)) != expected.apps[app_cell]:
+            wrong.append(f"app {app_cell}: {value} != {expected.apps[app_cell]}")
     return wrong
 
 
@@ -401,8 +424,13 @@ async def wait_for_totals(
         await asyncio.sleep(0.3)
 
 
+#: Apps of make_events' events, in turn; None: an event without an app.
+APPS = ("support-bot", None, "coder", "search:beta")
+
+
 def make_events(tag: str, start: int, count: int, week: str = "2026-W46") -> list[UsageEvent]:
-    """``count`` valid events numbered from ``start``, over five models and one week."""
+    """``count`` valid events numbered from ``start``, over five models, four apps (one of
+    them none) and one week."""
     models = [
         "deepseek/deepseek-v4-flash",
         "openai/gpt-5.1",
@@ -418,6 +446,7 @@ def make_events(tag: str, start: int, count: int, week: str = "2026-W46") -> lis
             model=models[i % len(models)],
             prompt_tokens=1000 + i % 997,
             completion_tokens=100 + i % 89,
+            app=APPS[i % len(APPS)],
         )
         for i in range(start, start + count)
     ]

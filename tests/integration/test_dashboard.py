@@ -19,10 +19,13 @@ import pytest
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
+from aggregations.events import UsageEvent
 from aggregations.rankings import Ranked, rank_changes
 from aggregations.scenario import Scenario
+from aggregations.weeks import week_start_ms
 from streams.dev.replay import produce_scenario, wait_for_pipeline
 from streams.http.api import build_api_app
+from streams.sdk.producer import UsageProducer
 from streams.settings import Settings
 from streams.topics import ensure_topics
 from tests.integration.processes import OUTPUT, WorkerProcess
@@ -124,6 +127,19 @@ async def publish_ranking_change(settings: Settings, member: str) -> dict[str, A
     return event
 
 
+async def send_app_events(settings: Settings) -> None:
+    """Four small events of the seed week with apps (3M tokens for support-bot, 1M for
+    coder): the week's total still reads 28.9T."""
+    start = week_start_ms(SEED_WEEK) + 86_400_000
+    events = [
+        UsageEvent(f"app-{i}", start + i * 1000, "deepseek/deepseek-v4-flash", 750_000, 250_000,
+                   app="coder" if i == 3 else "support-bot")
+        for i in range(4)
+    ]  # fmt: skip
+    async with UsageProducer(settings) as producer:
+        await producer.send_many(events)
+
+
 async def test_dashboard_shows_the_seed_week_and_live_changes(
     settings: Settings,
     start_worker: StartWorker,
@@ -131,7 +147,8 @@ async def test_dashboard_shows_the_seed_week_and_live_changes(
     api_url: str,
     browser: WebDriver,
 ) -> None:
-    """The page shows the seed week's #1, the country chart, and a new change without reload."""
+    """The page shows the seed week's #1, the country chart, a new change and the app board
+    without reload."""
     await ensure_topics(settings)
     start_worker("w1")
     await produce_scenario(settings, seed_scenario, 5, show=False)
@@ -190,5 +207,31 @@ async def test_dashboard_shows_the_seed_week_and_live_changes(
     assert "new #1" in item
     assert browser.execute_script("return window.tokenboardTestMarker;") == "same page"
 
+    # The seed names no app: the app board is empty, its 28.9T counted under "(no app)".
+    await wait_until(
+        browser,
+        lambda d: "(no app) 28.9T not ranked" in d.find_element(By.ID, "apps-caption").text,
+        "the seed's tokens under (no app)",
+    )
+    assert "No app traffic yet" in by_testid(browser, "top-apps").text
+    await send_app_events(settings)
+    rows = await wait_until(
+        browser,
+        lambda d: (
+            [r.text for r in d.find_elements(By.CSS_SELECTOR, '[data-testid="app-row"]')]
+            if len(d.find_elements(By.CSS_SELECTOR, '[data-testid="app-row"]')) == 2
+            else None
+        ),
+        "the app board with support-bot and coder",
+    )
+    assert rows[0].split()[:3] == ["1", "new", "support-bot"] and "3M" in rows[0]
+    assert rows[1].split()[:3] == ["2", "new", "coder"] and "1M" in rows[1]
+    assert "2 apps" in browser.find_element(By.ID, "apps-caption").text
+    link = by_testid(browser, "apps-export-csv").get_attribute("href")
+    assert link.endswith(f"/v1/export/app?format=csv&week={SEED_WEEK}")
+    assert browser.execute_script("return window.tokenboardTestMarker;") == "same page"
+
     OUTPUT.mkdir(exist_ok=True)
     assert await asyncio.to_thread(browser.save_screenshot, str(OUTPUT / "dashboard.png"))
+    browser.execute_script("document.querySelector('section.apps').scrollIntoView();")
+    assert await asyncio.to_thread(browser.save_screenshot, str(OUTPUT / "dashboard-apps.png"))

@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 
 from aggregations.alerts import week_alerts
 from aggregations.rankings import Ranked, rank
-from aggregations.totals import RANKED_DIMENSIONS
+from aggregations.totals import NO_APP, RANKED_DIMENSIONS
 from aggregations.weeks import previous_week, week_start_ms
 from streams.leader import rank_fields
 from streams.leader.history import alert_history
@@ -34,6 +34,8 @@ WEEKS = ["2026-W09", "2026-W10", "2026-W11", "2026-W12"]
 MODELS = [f"org{i % 3}/m{i}" for i in range(24)] + ["a:b", "é/ü", "Z"]
 COUNTRIES = ["US", "CN", "FR", "DE"]
 VENDORS = ["Acme", "Beta", "gamma"]
+#: NO_APP twice: events without an app are counted for it, on no board.
+APPS = [NO_APP, "support-bot", "coder:v2", NO_APP, "Z"]
 #: Few distinct token counts: ties on every board, and members without tokens.
 TOKENS = [0, 1, 2, 2, 5, 10, 10, 100]
 
@@ -46,6 +48,11 @@ def country_of(model: str) -> str:
 def vendor_of(model: str) -> str:
     """The vendor every event of ``model`` counts for."""
     return VENDORS[len(model) % len(VENDORS)]
+
+
+def app_of(model: str) -> str:
+    """The app every event of ``model`` counts for (NO_APP for some)."""
+    return APPS[(len(model) + sum(map(ord, model))) % len(APPS)]
 
 
 @pytest.fixture(autouse=True)
@@ -65,6 +72,7 @@ class Data:
         """Count one event; returns the (dimension, week, member) cells it changed."""
         cells = {("model", week, model), ("country", week, country_of(model))}
         cells.add(("vendor", week, vendor_of(model)))
+        cells.add(("app", week, app_of(model)))
         for dimension, _, member in cells:
             board = self.boards.setdefault((dimension, week), {})
             board[member] = board.get(member, 0) + tokens
@@ -88,7 +96,8 @@ async def write_cells(
             continue
         tokens = data.boards[(dimension, week)][member]
         pipe.hset(keys.member(dimension, week, member), mapping={"tokens": tokens, "calls": 1})
-        pipe.zadd(keys.leaderboard(dimension, week), {member: tokens})
+        if (dimension, member) != ("app", NO_APP):  # its hash only, as the snapshot writer
+            pipe.zadd(keys.leaderboard(dimension, week), {member: tokens})
     await pipe.execute()
 
 
@@ -110,7 +119,9 @@ async def full_recompute(client: aioredis.Redis, keys: RedisKeys, weeks: list[st
             rows = await ranking(client, keys, dimension, week)
             previous = await ranking(client, keys, dimension, prev)
             complete = (
-                complete and adds_up(rows, totals.get(week)) and adds_up(previous, totals.get(prev))
+                complete
+                and adds_up(rows, await on_board(client, keys, dimension, week, totals))
+                and adds_up(previous, await on_board(client, keys, dimension, prev, totals))
             )
             before = {r.member: r for r in previous}
             for row in rows:
@@ -120,6 +131,18 @@ async def full_recompute(client: aioredis.Redis, keys: RedisKeys, weeks: list[st
                 )
         await client.hset(keys.total(week), mapping=total_fields(totals, week))
         await client.hset(keys.ranked, week, current if complete else "")
+
+
+async def on_board(
+    client: aioredis.Redis, keys: RedisKeys, dimension: str, week: str, totals: dict[str, int]
+) -> int | None:
+    """What a complete board of ``dimension`` holds: the week's total, less the tokens of
+    events without an app on the app board."""
+    total = totals.get(week)
+    if dimension != "app":
+        return total
+    unranked = await client.hget(keys.member("app", week, NO_APP), "tokens")
+    return (total or 0) - int(unranked or 0)
 
 
 async def ranking(

@@ -165,6 +165,15 @@ async def test_cli_api_and_openapi_over_the_seed_replay(
     assert "9.223T" in countries and "4.93T" in countries
     as_json = json.loads(await run_cli(capsys, readonly_settings, "top", "--json", "-n", "3"))
     assert [r["model"] for r in as_json["rows"]][:2] == [DEEPSEEK, "tencent/hy3-preview"]
+    # The seed's events name no app: every token is the unranked no-app member's.
+    apps = await run_cli(capsys, readonly_settings, "top", "--dim", "app", "--week", SEED_WEEK)
+    assert apps.splitlines()[0] == (
+        f"{SEED_WEEK} · top 0 apps of 0 · total 28.9T · (no app) 28.9T, not ranked"
+    )
+    exported = await run_cli(capsys, readonly_settings, "export", "--week", SEED_WEEK)
+    header, first_line = exported.splitlines()[:2]
+    assert header.startswith("rank,model,name,vendor,country,tokens,")
+    assert first_line.startswith(f"1,{DEEPSEEK},DeepSeek-V4-Flash,DeepSeek,CN,3430000000000,")
     history = json.loads(
         await run_cli(capsys, readonly_settings, "history", "--model", DEEPSEEK, "--json")
     )
@@ -226,6 +235,14 @@ async def check_api_routes(client: Client, spec: Conformance, settings: Settings
     assert [(r["country"], r["tokens"]) for r in by_country["rows"]] == [
         ("CN", 9_223_000_000_000), ("US", 4_930_000_000_000),
     ]  # fmt: skip
+
+    apps = await get_json(client, spec, "/v1/leaderboard/{dimension}", "/v1/leaderboard/app")
+    assert (apps["rows"], apps["ranked"], apps["unranked_tokens"]) == ([], 0, TOTAL_W47)
+    export = await get_json(
+        client, spec, "/v1/export/{dimension}", f"/v1/export/model?week={SEED_WEEK}&format=json"
+    )
+    assert export["ranked"] == len(export["rows"]) > 10 and export["total_tokens"] == TOTAL_W47
+    assert export["rows"][0]["model"] == DEEPSEEK and "move" not in export["rows"][0]
 
     rolling_path = "/v1/leaderboard/{dimension}/rolling"
     rolling = await get_json(client, spec, rolling_path, "/v1/leaderboard/model/rolling")
@@ -296,6 +313,7 @@ async def check_api_errors(client: Client, spec: Conformance) -> None:
         ("/v1/leaderboard/{dimension}", "/v1/leaderboard/model?week=2020-W01"),
         ("/v1/history/model/{model_id}", "/v1/history/model/nobody/nothing"),
         ("/v1/history/country/{code}", "/v1/history/country/XX"),
+        ("/v1/history/app/{name}", "/v1/history/app/support-bot"),
         ("/v1/report", "/v1/report?week=2020-W01"),
     ]
     for template, url in not_found:

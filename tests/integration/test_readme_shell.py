@@ -276,6 +276,7 @@ def checks() -> dict[str, Callable[[Command, str], None]]:
     return {
         "tokenboard top -n 5": same_table,
         "tokenboard top --by country -n 3": same_table,
+        "tokenboard top --dim app -n 3": same_table,
         "tokenboard history --model": shown_lines,
         "tokenboard report --week 2026-W47": the_report,
         "curl -X POST localhost:8081/v1/events -H 'Content-Type: application/json' \\\n  -d '{": (

@@ -117,6 +117,40 @@ function renderModels(board) {
   );
 }
 
+// Top apps ---------------------------------------------------------------------------------
+// Events without an app are counted (the board's unranked_tokens) but have no row.
+function renderApps(board) {
+  const body = document.querySelector('[data-testid="top-apps"] tbody');
+  const unranked = board.unranked_tokens ? ` · (no app) ${formatTokens(board.unranked_tokens)} not ranked` : "";
+  document.getElementById("apps-caption").textContent = `${board.week} · ${board.ranked} apps${unranked}`;
+  for (const link of document.querySelectorAll(".downloads a")) {
+    const url = new URL(link.href);
+    url.searchParams.set("week", board.week);
+    link.href = url.pathname + url.search;
+  }
+  if (!board.rows.length) {
+    body.replaceChildren(el("tr", { class: "empty" }, el("td", { colSpan: 6, textContent: "No app traffic yet" })));
+    return;
+  }
+  body.replaceChildren(
+    ...board.rows.map((row) => {
+      const move = board.has_previous ? row.move : "–";
+      const wow = board.has_previous ? formatPct(row.wow_pct) : "–";
+      const share = row.share_pct === null ? "–" : `${row.share_pct.toFixed(1)}%`;
+      return el(
+        "tr",
+        { "data-testid": "app-row", "data-app": row.app },
+        el("td", { class: "num rank", textContent: row.rank }),
+        el("td", {}, el("span", { class: `move ${moveClass(move)}`, textContent: move })),
+        el("td", { class: "name", textContent: row.name }),
+        el("td", { class: "num tokens", textContent: formatTokens(row.tokens) }),
+        el("td", { class: `num ${row.wow_pct > 0 ? "up" : row.wow_pct < 0 ? "down" : ""}`, textContent: wow }),
+        el("td", { class: "num", textContent: share })
+      );
+    })
+  );
+}
+
 // Country chart ----------------------------------------------------------------------------
 function stackedSeries(shares) {
   // Colours follow the latest week's leaders, so this week's big countries never hide in "Other".
@@ -196,15 +230,17 @@ async function refresh() {
   state.refreshing = true;
   const week = encodeURIComponent(state.week);
   try {
-    const [overview, report, board, shares] = await Promise.all([
+    const [overview, report, board, shares, apps] = await Promise.all([
       getJSON("/v1/overview"),
       getJSON(`/v1/report?week=${week}&top=1`),
       getJSON(`/v1/leaderboard/model?week=${week}&n=10`),
       getJSON("/v1/countries/shares"),
+      getJSON(`/v1/leaderboard/app?week=${week}&n=10`),
     ]);
     renderHeader(report, overview);
     renderModels(board);
     renderCountries(shares, board.week);
+    renderApps(apps);
     setUpdated(`Updated ${new Date().toLocaleTimeString()}`);
   } catch (error) {
     setUpdated(`Waiting for data: ${error.message}`);
@@ -267,8 +303,8 @@ function followEvents() {
   source.onmessage = (message) => {
     const event = JSON.parse(message.data);
     addFeedItem(event);
-    // A model ranking change of the week on screen: refresh now rather than in 5 s.
-    if (event.type === "ranking_change" && event.dimension === "model") refresh();
+    // A model or app ranking change: refresh now rather than in 5 s.
+    if (event.type === "ranking_change" && ["model", "app"].includes(event.dimension)) refresh();
   };
   source.onerror = () => setFeedState("reconnecting");
 }

@@ -77,3 +77,26 @@ def test_out_of_range_flags_are_refused_by_the_parser(
     with pytest.raises(SystemExit) as exit_:
         build_parser().parse_args(argv)
     assert exit_.value.code == 2 and words in capsys.readouterr().err
+
+
+def test_top_ranks_apps_under_by_or_dim() -> None:
+    """``top --dim app`` is ``top --by app``; every ranked dimension is a choice."""
+    parser = build_parser()
+    assert parser.parse_args(["top", "--dim", "app"]).by == "app"
+    assert parser.parse_args(["top", "--by", "app"]).by == "app"
+    assert parser.parse_args(["top"]).by == "model"
+
+
+def test_export_flags() -> None:
+    """``export --week W --dim D --format F --output FILE``; csv of the current week's models
+    by default; an unknown format is refused by the parser."""
+    args = build_parser().parse_args(
+        ["export", "--week", "2026-W47", "--dim", "app", "--format", "parquet", "-o", "x.pq"]
+    )
+    assert (args.week, args.dim, args.format, args.output) == ("2026-W47", "app", "parquet", "x.pq")
+    default = build_parser().parse_args(["export"])
+    assert (default.week, default.dim, default.format, default.output) == (
+        "current", "model", "csv", None,
+    )  # fmt: skip
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["export", "--format", "xlsx"])

@@ -72,3 +72,17 @@ def test_history_marks_new_weeks_and_missing_ranks() -> None:
     assert lines[3].split() == ["2026-W45", "0", "–", "–", "–"]
     assert lines[4].split() == ["2026-W46", "5K", "new", "#9", "0.5%"]
     assert lines[5].split() == ["2026-W47", "7.5K", "+50.0%", "#4", "1.0%"]
+
+
+def test_an_app_board_shows_apps_and_the_unranked_tokens() -> None:
+    """App rows show the app; the head says how many tokens had no app (not ranked)."""
+    row = {"rank": 1, "move": "new", "app": "support-bot", "name": "support-bot",
+           "tokens": 2_000_000, "wow_pct": None, "share_pct": 40.0}  # fmt: skip
+    text = render_leaderboard(
+        board(dimension="app", rows=[row], ranked=1, total_tokens=5_000_000,
+              unranked_tokens=3_000_000)
+    )  # fmt: skip
+    head, _, header, first = text.splitlines()
+    assert head == "2026-W47 · top 1 apps of 1 · total 5M · (no app) 3M, not ranked"
+    assert header.split() == ["#", "move", "app", "tokens", "WoW", "share"]
+    assert first.split() == ["1", "new", "support-bot", "2M", "new", "40.0%"]

@@ -14,6 +14,7 @@ from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from aggregations.export import encode_export
 from streams.http import ingest_schemas, schemas
 from streams.http.openapi_ingest import ingest_openapi
 from streams.http.openapi_read import openapi_document
@@ -221,3 +222,46 @@ def test_usage_event_schema_matches_the_decoder_contract(ingest_doc: dict[str, A
     check.validate({**event, "ts": "2026-11-18T14:03:07Z"})
     with pytest.raises(ValidationError):
         check.validate({**event, "calls": 0})
+
+
+def test_an_app_board_names_its_member_app_and_its_unranked_tokens(
+    read_doc: dict[str, Any],
+) -> None:
+    """App rows are named ``app``; the board's ``unranked_tokens`` (events without an app)
+    is declared, and left out of the other dimensions' boards."""
+    row = {
+        "rank": 1, "app": "support-bot", "name": "support-bot", "tokens": 10,
+        "prompt_tokens": 8, "completion_tokens": 2, "calls": 1, "share_pct": 50.0,
+        "prev_tokens": None, "prev_rank": None, "wow_pct": None, "move": "new",
+    }  # fmt: skip
+    board = {
+        "dimension": "app", "week": "2026-W47", "previous_week": "2026-W46",
+        "has_previous": False, "total_tokens": 20, "unranked_tokens": 10, "ranked": 1,
+        "rows": [row],
+    }  # fmt: skip
+    body = msgspec.json.decode(schemas.encode(schemas.to_struct(board, schemas.Leaderboard)))
+    assert body == board
+    validator(read_doc, "Leaderboard").validate(body)
+    assert read_doc["paths"]["/v1/leaderboard/{dimension}"]["get"]["parameters"][0]["schema"][
+        "enum"
+    ] == ["model", "country", "vendor", "app"]
+
+
+def test_the_json_export_is_the_documented_export_body(read_doc: dict[str, Any]) -> None:
+    """aggregations.export's JSON converts to the Export Struct unchanged and validates."""
+    row = {
+        "rank": 1, "model": "m/1", "name": "M1", "vendor": "V", "country": "CN",
+        "tokens": 2**62, "prompt_tokens": 2**62, "completion_tokens": 0, "calls": 1,
+        "share_pct": 100.0, "prev_tokens": None, "prev_rank": None, "wow_pct": None,
+        "move": "new",
+    }  # fmt: skip
+    board = {
+        "dimension": "model", "week": "2026-W47", "previous_week": "2026-W46",
+        "has_previous": False, "total_tokens": 2**62, "ranked": 1, "rows": [row],
+    }  # fmt: skip
+    exported = msgspec.json.decode(encode_export(board, "json"))
+    converted = schemas.to_struct(exported, schemas.Export)
+    assert msgspec.json.decode(schemas.encode(converted)) == exported
+    validator(read_doc, "Export").validate(exported)
+    content = read_doc["paths"]["/v1/export/{dimension}"]["get"]["responses"]["200"]["content"]
+    assert set(content) == {"application/json", "text/csv", "application/vnd.apache.parquet"}

@@ -133,3 +133,21 @@ async def test_an_error_is_not_cached(versions: list[Version]) -> None:
         await answers.answer(request, "k", compute)
     assert (await answers.answer(request, "k", compute)).status == 200
     assert attempts == 2
+
+
+async def test_an_answer_may_carry_its_own_content_headers(versions: list[Version]) -> None:
+    """An export is cached like JSON answers but served with its content type and
+    disposition; a 304 carries the validators only."""
+    answers = cache(Clock())
+
+    async def compute() -> bytes:
+        return b"rank,app\r\n"
+
+    headers = {"Content-Type": "text/csv; charset=utf-8", "Content-Disposition": "attachment"}
+    response = await answers.answer(make_mocked_request("GET", "/"), "csv", compute, headers)
+    assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
+    assert response.headers["Content-Disposition"] == "attachment"
+    assert response.headers["ETag"] and response.body == b"rank,app\r\n"
+    request = make_mocked_request("GET", "/", headers={"If-None-Match": response.headers["ETag"]})
+    not_modified = await answers.answer(request, "csv", compute, headers)
+    assert not_modified.status == 304 and "Content-Disposition" not in not_modified.headers

@@ -6,6 +6,7 @@ from aggregations.rankings import Ranked
 from streams.leader.rank_fields import (
     RANK_REFRESH_S,
     adds_up,
+    board_totals,
     fingerprint,
     member_fields,
     rank_due,
@@ -101,3 +102,29 @@ def test_total_fields_first_week() -> None:
         "prev_tokens": "",
         "wow_pct": "",
     }
+
+
+def test_board_totals_leave_the_unranked_member_out_of_the_app_board() -> None:
+    """The app board of a complete week holds the total less the no-app member's tokens;
+    the other boards hold the whole total."""
+    expected = board_totals(100, {"app": 30})
+    assert expected == {"model": 100, "country": 100, "vendor": 100, "app": 70}
+    assert adds_up([Ranked(1, "support-bot", 50), Ranked(2, "coder", 20)], expected["app"])
+
+
+def test_board_totals_while_the_unranked_hash_is_missing() -> None:
+    """No no-app hash (yet, or no event without an app): the app board holds the total."""
+    assert board_totals(100, {"app": None})["app"] == 100
+    assert board_totals(100, {})["app"] == 100
+    # A week without a total: only an empty board adds up, whatever the dimension.
+    assert board_totals(None, {"app": None}) == {
+        "model": None, "country": None, "vendor": None, "app": 0,
+    }  # fmt: skip
+
+
+def test_a_stale_no_app_count_makes_the_app_board_incomplete() -> None:
+    """Counts only grow: a no-app hash behind its total (another worker's write not landed)
+    cannot add up with the app board, so the week's ranks are recorded as incomplete."""
+    board = [Ranked(1, "support-bot", 70)]
+    assert adds_up(board, board_totals(100, {"app": 30})["app"])
+    assert not adds_up(board, board_totals(100, {"app": 20})["app"])

@@ -77,3 +77,12 @@ def test_daily_keys_are_the_days_from_the_week_start() -> None:
     ]
     expected = [KEYS.daily(dimension, day) for day in days for dimension in DIMENSIONS]
     assert daily_keys(KEYS, week) == expected
+
+
+def test_week_keys_name_the_no_app_hash() -> None:
+    """The hash of the app of events without one is on no board: retention names it."""
+    keys = week_keys(KEYS, "2026-W47")
+    assert "tb:m:app:2026-W47:" in keys
+    assert {"tb:lb:app:2026-W47", "tb:published:app:2026-W47"} <= set(keys)
+    assert "tb:day:app:2026-11-16" in keys
+    assert "tb:m:app:2026-W47:*" in member_patterns(KEYS, "2026-W47")
