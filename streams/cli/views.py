@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import signal
 import sys
 import threading
@@ -26,6 +25,7 @@ from redis.exceptions import RedisError
 from aggregations.errors import InvalidInput
 from aggregations.report import format_pct, format_tokens, render_text
 from aggregations.totals import NO_APP_NAME
+from streams.cli.shutdown import close_loop
 from streams.sdk.dead_letters import (
     DeadLetterPage,
     check_reason,
@@ -206,16 +206,7 @@ def run_watch(args: argparse.Namespace, settings: Settings) -> int:
         with contextlib.suppress(asyncio.CancelledError, KeyboardInterrupt):
             loop.run_until_complete(main)
     finally:
-        leftover = [task for task in asyncio.all_tasks(loop) if not task.done()]
-        for task in leftover:
-            task.cancel()
-        if leftover:
-            loop.run_until_complete(asyncio.wait(leftover, timeout=WATCH_CLOSE_S))
-        if any(not task.done() for task in leftover):
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(0)
-        loop.close()
+        close_loop(loop, WATCH_CLOSE_S)
     return 0
 
 

@@ -6,12 +6,12 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import sys
 import threading
 
 from aggregations.errors import InvalidInput
+from streams.cli.shutdown import close_loop
 from streams.notify.config import NotifyConfig, load_config
 from streams.notify.notifier import Notifier
 from streams.settings import Settings
@@ -98,21 +98,21 @@ def _run(notifier: Notifier) -> int:
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, interrupted)
+
+    def summary() -> None:
+        for line in notifier.summary():
+            log.info("%s", line)
+
     try:
         # An error (Kafka unreachable at start, a lane that failed) propagates to
         # streams.cli.main, which prints it; the clients are closed first.
         with contextlib.suppress(asyncio.CancelledError):
             loop.run_until_complete(main)
     finally:
-        leftover = [task for task in asyncio.all_tasks(loop) if not task.done()]
-        for task in leftover:
-            task.cancel()
-        if leftover:
-            loop.run_until_complete(asyncio.wait(leftover, timeout=CLOSE_S))
-        for line in notifier.summary():
-            log.info("%s", line)
-        if any(not task.done() for task in leftover):
-            sys.stderr.flush()
-            os._exit(0 if main.done() and not main.cancelled() else 1)
-        loop.close()
+        close_loop(
+            loop,
+            CLOSE_S,
+            then=summary,
+            exit_code=lambda: 0 if main.done() and not main.cancelled() else 1,
+        )
     return 0
