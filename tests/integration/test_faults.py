@@ -52,6 +52,11 @@ from tests.integration.processes import WorkerProcess
 
 StartWorker = Callable[..., WorkerProcess]
 Client = TestClient[web.Request, web.Application]
+# One pytest worker runs these one after another: each starts workers (and some a private
+# broker) and measures stalls and session timeouts; two of them at once on 2 cores starved a
+# worker past its session timeout (clean-clone run c14).
+pytestmark = pytest.mark.xdist_group("faults")
+
 JSON = {"Content-Type": "application/json"}
 DAY_S = 86_400
 WEEK_MS = 7 * DAY_S * 1000
