@@ -19,7 +19,7 @@ from aggregations.rankings import rank
 from aggregations.report import ModelMeta, WeekData
 from aggregations.weeks import previous_week
 from streams.store.keys import RedisKeys
-from streams.store.state import WeekNotFound, read_state
+from streams.store.state import history_weeks, require_week
 
 __all__ = ["HISTORY_DEPTH", "alert_history", "named_models"]
 
@@ -53,8 +53,7 @@ async def alert_history(
     :class:`~streams.store.state.WeekNotFound` when ``week`` has no data, as
     ``read_history``.
     """
-    state = await read_state(client, keys)
-    wanted = [w for w in state.weeks if w <= week][-depth:]
+    wanted, weeks = await history_weeks(client, keys, week, depth)
     full = {week, previous_week(week)}
     pipe = client.pipeline(transaction=False)
     for w in wanted:
@@ -78,10 +77,7 @@ async def alert_history(
             models=_scores(models) if w in full else {},
             countries=_scores(countries),
         )
-    if week not in history:
-        raise WeekNotFound(
-            f"no data for {week} (weeks with data: {', '.join(state.weeks) or 'none'})"
-        )
+    require_week(history, week, weeks)
     named = sorted(named_models(history, week, top_n))
     meta: dict[str, ModelMeta] = {}
     # The previous week first: a name recorded in the week itself wins, as in read_history.

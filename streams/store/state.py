@@ -124,17 +124,27 @@ async def read_meta(
     return meta
 
 
+async def history_weeks(
+    client: aioredis.Redis, keys: RedisKeys, week: str, depth: int
+) -> tuple[list[str], list[str]]:
+    """(the up to ``depth`` weeks with data ending at ``week``, every week with data)."""
+    state = await read_state(client, keys)
+    return [w for w in state.weeks if w <= week][-depth:], state.weeks
+
+
+def require_week(history: dict[str, WeekData], week: str, weeks: Sequence[str]) -> None:
+    """:class:`WeekNotFound` when ``week`` is not among the weeks ``history`` read."""
+    if week not in history:
+        raise WeekNotFound(f"no data for {week} (weeks with data: {', '.join(weeks) or 'none'})")
+
+
 async def read_history(
     client: aioredis.Redis, keys: RedisKeys, week: str, depth: int = 27
 ) -> tuple[dict[str, WeekData], dict[str, ModelMeta]]:
     """Up to ``depth`` weeks ending at ``week`` and the metadata of their models."""
-    state = await read_state(client, keys)
-    wanted = [w for w in state.weeks if w <= week][-depth:]
+    wanted, weeks = await history_weeks(client, keys, week, depth)
     history = await read_weeks(client, keys, wanted)
-    if week not in history:
-        raise WeekNotFound(
-            f"no data for {week} (weeks with data: {', '.join(state.weeks) or 'none'})"
-        )
+    require_week(history, week, weeks)
     meta: dict[str, ModelMeta] = {}
     for w in (previous_week(week), week):
         if w in history:
