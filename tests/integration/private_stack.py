@@ -64,12 +64,17 @@ async def wait_until(
     what: str,
     interval_s: float = 0.25,
 ) -> T:
-    """Poll ``check`` until it returns something other than None/False; fail after timeout_s."""
+    """Poll ``check`` until it returns something other than None/False; fail after timeout_s.
+
+    A check that hangs (a client stuck on a node that is down) counts as a failed poll once
+    the time is up, so the wait always ends with this function's message.
+    """
     deadline = time.monotonic() + timeout_s
     last: object = None
     while True:
         try:
-            result = await check()
+            async with asyncio.timeout(max(deadline - time.monotonic(), 0) + interval_s + 5):
+                result = await check()
         except Exception as exc:  # a service may be down for a moment; keep polling
             result, last = None, exc
         if result is not None and result is not False:

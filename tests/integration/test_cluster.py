@@ -59,6 +59,12 @@ WEEK = "2026-W46"
 BROKERS = 3
 #: How long the load runs after each fault before the next step (seconds).
 AFTER_FAULT_S = 12.0
+_T0 = time.monotonic()
+
+
+def trace(what: str) -> None:
+    """A timestamped line in the test's captured stdout: a failure shows where it stood."""
+    print(f"[{time.strftime('%H:%M:%S')} +{time.monotonic() - _T0:7.1f}s] {what}", flush=True)
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +132,8 @@ class Load:
                 try:
                     await asyncio.wait_for(self.producer.send_many(batch), 60)
                     break
-                except (KafkaError, TimeoutError):
+                except (KafkaError, TimeoutError) as exc:
+                    trace(f"sdk batch at {self._sdk_n} failed ({exc!r}); resending")
                     self.resent += len(batch)  # same ids: counted once
             self.sent.extend(batch)
             await asyncio.sleep(0.2)
@@ -144,6 +151,7 @@ class Load:
                     assert body["accepted"] == len(batch), body
                     break
                 assert response.status == 503, body
+                trace(f"gateway answered 503 at {self._http_n}: {body}")
                 assert time.monotonic() < deadline, "the gateway never accepted the batch"
                 self.resent += len(batch)
                 await asyncio.sleep(0.5)
@@ -176,8 +184,13 @@ class TotalsWatch:
 
     def longest_pause(self, start: float, end: float) -> float:
         """The longest time in [start, end] during which the totals did not change."""
+        began, ended = self.longest_pause_span(start, end)
+        return ended - began
+
+    def longest_pause_span(self, start: float, end: float) -> tuple[float, float]:
+        """(first, last) moment of the longest time in [start, end] without a change."""
         points = [start, *[t for t in self.changes if start < t < end], end]
-        return max(b - a for a, b in itertools.pairwise(points))
+        return max(itertools.pairwise(points), key=lambda span: span[1] - span[0])
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[TotalsWatch]:
@@ -249,23 +262,32 @@ async def wait_full_isr(settings: Settings, timeout_s: float = 90.0) -> float:
 
 async def kill_and_restart(
     cluster: LocalStack, settings: Settings, load: Load, watch: TotalsWatch, node_id: int
-) -> dict[str, float]:
+) -> dict[str, object]:
     """SIGKILL a node while the load runs, keep it down ``AFTER_FAULT_S``, start it again,
     and wait until it is back in every ISR; the figures of that fault."""
     flow = asyncio.ensure_future(load.run_for(AFTER_FAULT_S + 2))
     await asyncio.sleep(2)
     killed_at = time.monotonic()
+    trace(f"SIGKILL kafka-{node_id}")
     await asyncio.to_thread(cluster.kill_service, f"kafka-{node_id}")
     await flow
-    pause = watch.longest_pause(killed_at, time.monotonic())
+    trace(f"load acknowledged while kafka-{node_id} was down; starting it")
+    began, ended = watch.longest_pause_span(killed_at, time.monotonic())
     restart_started = time.monotonic()
     flow = asyncio.ensure_future(load.run_for(3))
     await asyncio.to_thread(cluster.start_service, f"kafka-{node_id}")
+    trace(f"kafka-{node_id} started")
     await flow
     restart_s = time.monotonic() - restart_started
+    trace("load acknowledged after the restart; waiting for full ISR")
     isr_s = await wait_full_isr(settings)
+    trace(f"full ISR after {isr_s:.1f} s")
     return {
-        "longest_pause_after_kill_s": round(pause, 1),
+        "longest_pause_after_kill_s": round(ended - began, 1),
+        # When, counted from the kill, that pause began and ended; the node was started
+        # again at node_down_s (a pause ending at node_down_s means "until it was back").
+        "longest_pause_from_to_s": [round(began - killed_at, 1), round(ended - killed_at, 1)],
+        "node_down_s": round(restart_started - killed_at, 1),
         "node_restart_s": round(restart_s, 1),
         "back_in_every_isr_s": round(isr_s, 1),
     }
@@ -293,6 +315,7 @@ async def test_sigkill_of_partition_leader_then_active_controller_keeps_totals_e
     # The worker creates every topic itself, as on a new deployment (RELIABILITY.md, bug 21).
     worker = await start_cluster_worker(start_worker, s, "w1")
     await worker.wait_ready_async(90)
+    trace("worker ready")
     started = time.monotonic()
     async with (
         UsageProducer(s) as producer,
@@ -302,14 +325,18 @@ async def test_sigkill_of_partition_leader_then_active_controller_keeps_totals_e
         load = Load(producer, client, s.topic_prefix)
         await load.run_for(5)
         partition, leader = await busiest_usage_partition(s)
+        trace(f"usage partition {partition} is the busiest, led by kafka-{leader}")
         leader_fault = await kill_and_restart(cluster, s, load, watch, leader)
         controller = await asyncio.to_thread(cluster.active_controller)
         assert controller is not None, "no node knows the quorum's leader"
+        trace(f"kafka-{controller} is the active controller")
         controller_fault = await kill_and_restart(cluster, s, load, watch, controller)
         await load.run_for(2)
+        trace(f"load done: {len(load.sent)} events acknowledged")
     last_ack = time.monotonic()
     expected = Expected.of(load.sent)
     await wait_for_totals(s, expected, 120, [worker])
+    trace("Redis exact")
     record_figures(
         "cluster_sigkill_leader_and_controller",
         brokers=BROKERS,
@@ -348,6 +375,7 @@ async def test_workers_scaled_one_three_one_under_load_stay_exact(
         load = Load(producer, client, s.topic_prefix)
 
         async def step(name: str, seconds: float, change: Callable[[], Any] | None) -> None:
+            trace(f"step {name}")
             began = time.monotonic()
             flow = asyncio.ensure_future(load.run_for(seconds))
             if change is not None:
@@ -355,6 +383,7 @@ async def test_workers_scaled_one_three_one_under_load_stay_exact(
             await flow
             pause = watch.longest_pause(began, time.monotonic())
             workers = [w for w in (w1, *extra) if w.alive()]
+            trace(f"step {name}: load done, waiting for Redis")
             exact_s = await wait_for_totals(s, Expected.of(load.sent), 120, workers)
             steps.append(
                 {
