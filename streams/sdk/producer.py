@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 from collections.abc import Coroutine, Iterable, Sequence
 from types import TracebackType
@@ -27,6 +28,7 @@ from streams.sdk.partitioner import default_partitioner, partition_of
 from streams.settings import Settings
 
 T = TypeVar("T")
+log = logging.getLogger("tokenboard.sdk")
 
 #: After these the idempotent producer's sequence numbers are out of step with the broker
 #: (seen after a broker outage longer than the request timeout): every later send of that
@@ -45,6 +47,7 @@ class UsageProducer:
         self._started = False
         self._generation = 0
         self._replacing = asyncio.Lock()
+        self._restart_pending = False
 
     def _new_producer(self) -> AIOKafkaProducer:
         return AIOKafkaProducer(
@@ -88,9 +91,8 @@ class UsageProducer:
 
     async def send_raw(self, key: str, value: bytes) -> asyncio.Future[Any]:
         """Queue an already encoded event (the ingest gateway forwards bytes as received)."""
-        future: asyncio.Future[Any] = await self._producer.send(
-            self.topic, value=value, key=key.encode()
-        )
+        producer = await self._ready()
+        future: asyncio.Future[Any] = await producer.send(self.topic, value=value, key=key.encode())
         return future
 
     async def send_encoded(self, records: Sequence[tuple[str, bytes]]) -> list[asyncio.Future[Any]]:
@@ -102,7 +104,7 @@ class UsageProducer:
         at about 10,000 events/s. The futures (one per batch) resolve when Kafka
         acknowledged their batch; pass them with ``len(records)`` to :meth:`acknowledged`.
         """
-        producer = self._producer
+        producer = await self._ready()
         partitions = sorted(await producer.partitions_for(self.topic))
         count = len(partitions)
         batches: dict[int, Any] = {}
@@ -133,7 +135,8 @@ class UsageProducer:
     ) -> asyncio.Future[Any]:
         """Queue a record for another topic through the same connection (the gateway's dead
         letters); the future resolves when Kafka acknowledged it."""
-        future: asyncio.Future[Any] = await self._producer.send(
+        producer = await self._ready()
+        future: asyncio.Future[Any] = await producer.send(
             topic, value=value, key=key, headers=headers
         )
         return future
@@ -170,20 +173,42 @@ class UsageProducer:
         failures = [o for o in outcomes if isinstance(o, BaseException)]
         if failures:
             if any(isinstance(f, SEQUENCE_ERRORS) for f in failures):
-                async with self._replacing:
-                    # Concurrent callers see the same failure: replace the producer once.
-                    if self._started and generation == self._generation:
-                        await self._replace_producer()
+                # Callers bound their sends with timeouts; a cancellation landing halfway
+                # through would leave an unstarted producer that every later send waits on
+                # forever. Shielded, the replacement always finishes.
+                await asyncio.shield(self._replace_once(generation))
             raise failures[0]
         metrics.EVENTS_PRODUCED.labels(self.topic).inc(len(futures) if events is None else events)
 
-    async def _replace_producer(self) -> None:
-        self._generation += 1
-        old, self._producer = self._producer, self._new_producer()
-        self._started = False
-        with contextlib.suppress(Exception):
-            await old.stop()
+    async def _replace_once(self, generation: int) -> None:
+        async with self._replacing:
+            # Concurrent callers see the same failure: replace the producer once.
+            if generation == self._generation and (self._started or self._restart_pending):
+                self._generation += 1
+                old = self._producer
+                self._started = False
+                self._restart_pending = True
+                with contextlib.suppress(Exception):
+                    await old.stop()
+                try:
+                    await self._restart()
+                except Exception as exc:  # Kafka unreachable: the next send tries again
+                    log.warning("new Kafka producer failed to start (%r); next send retries", exc)
+
+    async def _restart(self) -> None:
+        """A new producer in place of the one replaced; raises when it cannot start."""
+        self._producer = self._new_producer()
         await self.start()
+        self._restart_pending = False
+
+    async def _ready(self) -> AIOKafkaProducer:
+        """The producer to send with: a replacement that could not start yet is started
+        again here, by the next send (its failure is that send's error)."""
+        if self._restart_pending:
+            async with self._replacing:
+                if self._restart_pending:
+                    await self._restart()
+        return self._producer
 
     async def flush(self) -> None:
         """Wait until everything queued is sent."""

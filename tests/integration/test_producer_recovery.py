@@ -36,6 +36,29 @@ async def test_sequence_error_replaces_the_producer_and_the_retry_is_stored(
     assert {e.event_id for e in batch} <= set(stored)
 
 
+@pytest.mark.parametrize("yields_before_cancel", [1, 3, 10, 30])
+async def test_a_caller_cancelled_during_the_replacement_leaves_a_working_producer(
+    settings: Settings, yields_before_cancel: int
+) -> None:
+    """Callers bound their sends with timeouts (the gateway's send_timeout_s, wait_for around
+    send_many), so the cancellation can land while the producer replaces itself; the next
+    send must still go through, whatever point the replacement had reached."""
+    await ensure_topics(settings)
+    batch = make_events(f"seq-cancel-{yields_before_cancel}", 0, 20)
+    async with UsageProducer(settings) as producer:
+        failed: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        failed.set_exception(OutOfOrderSequenceNumber())
+        caller = asyncio.ensure_future(producer.acknowledged([failed]))
+        for _ in range(yields_before_cancel):
+            await asyncio.sleep(0)
+        caller.cancel()
+        with pytest.raises((asyncio.CancelledError, OutOfOrderSequenceNumber)):
+            await caller
+        assert await asyncio.wait_for(producer.send_many(batch), 60) == len(batch)
+    stored = await read_usage_events(settings)
+    assert {e.event_id for e in batch} <= set(stored)
+
+
 async def test_send_many_resends_its_batch_through_the_new_producer(settings: Settings) -> None:
     """A batch whose sends fail with a sequence error is sent once more, and all is stored."""
     await ensure_topics(settings)
