@@ -12,6 +12,8 @@ import os
 import sys
 from collections.abc import Callable
 
+from streams.tasks import cancel_and_wait
+
 __all__ = ["close_loop"]
 
 
@@ -22,14 +24,12 @@ def close_loop(
     then: Callable[[], None] = lambda: None,
     exit_code: Callable[[], int] = lambda: 0,
 ) -> None:
-    """Cancel every task still on ``loop``, give them ``timeout_s`` seconds, run ``then``
-    (a summary, say) and close the loop; if some task still runs, flush the output and end
-    the process with ``exit_code()`` instead."""
+    """Cancel every task still on ``loop`` (again if one runs on: :mod:`streams.tasks`), give
+    them ``timeout_s`` seconds, run ``then`` (a summary, say) and close the loop; if some task
+    still runs, flush the output and end the process with ``exit_code()`` instead."""
     leftover = [task for task in asyncio.all_tasks(loop) if not task.done()]
-    for task in leftover:
-        task.cancel()
     if leftover:
-        loop.run_until_complete(asyncio.wait(leftover, timeout=timeout_s))
+        loop.run_until_complete(cancel_and_wait(leftover, timeout_s))
     then()
     if any(not task.done() for task in leftover):
         sys.stdout.flush()

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import sys
 import time
@@ -66,6 +65,7 @@ from streams.store.keys import RedisKeys
 from streams.store.names import EventNamer
 from streams.store.report import weekly_report
 from streams.store.state import read_state, resolve_week, week_to_date_tokens
+from streams.tasks import cancel_and_wait
 
 log = logging.getLogger("tokenboard.api")
 
@@ -79,6 +79,8 @@ MAX_DEAD_LETTERS = 1000
 # do not time the connection out.
 KEEPALIVE_S = 10.0
 READY_PING_S = 2.0
+#: How long shutdown waits for the Redis pinger to end.
+PINGER_STOP_S = 5.0
 #: ``Retry-After`` of a live-feed client refused at the connection cap.
 STREAMS_FULL_RETRY_S = 5
 
@@ -484,9 +486,8 @@ async def _redis_context(app: web.Application) -> AsyncIterator[None]:
     )
     pinger = asyncio.create_task(_ping_forever(client, app[HEALTH]))
     yield
-    pinger.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await pinger
+    # One cancel() can be lost in a Redis command and the pinger would run on (streams/tasks.py).
+    await cancel_and_wait([pinger], PINGER_STOP_S)
     await app[HUB].stop()
     await client.aclose()
 

@@ -36,6 +36,7 @@ from streams.dev.workerproc import reserve_ports
 from streams.sdk.producer import UsageProducer
 from streams.settings import Settings
 from streams.store.keys import RedisKeys
+from streams.tasks import cancel_and_wait
 from tests.integration import process_logs
 from tests.integration.private_stack import (
     PRIVATE_KAFKA_HEAP,
@@ -199,9 +200,9 @@ class TotalsWatch:
         try:
             yield self
         finally:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # One cancel() can be lost in a Redis command (streams/tasks.py): the sampler then
+            # ran on and this block never ended (CI stop 23 hit pytest's limit here).
+            assert await cancel_and_wait([self._task], 10), "the totals sampler did not stop"
 
 
 # Kafka metadata ----------------------------------------------------------------------------
