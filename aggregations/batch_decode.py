@@ -134,8 +134,8 @@ def _codec(limits: Limits) -> _Codec:
             ("model", Annotated[str, Meta(min_length=1, max_length=max_name)]),
             ("prompt_tokens", count),
             ("completion_tokens", count),
-            # The first eight in CountedFields' order (app, its ninth, comes later):
-            # _settle unpacks them by position.
+            # The first eight in CountedFields' order (app and cached_tokens, its ninth
+            # and tenth, come later): _settle unpacks them by position.
             ("calls", Annotated[int, Meta(ge=1, le=MAX_COUNT)], 1),
             ("vendor", optional_name, None),
             ("country", Annotated[str, Meta(max_length=2)] | None, None),
@@ -366,9 +366,11 @@ class _Batch:
         lo, hi, per_call = self.lo, self.hi, self.per_call
         country_of, not_a_code = _COUNTRIES.get, _NOT_A_CODE
         # One C call and one unpacking per record, in _codec's field order (faster than
-        # nine attribute reads); reasoning, cached and region are only checked by msgspec.
+        # ten attribute reads); reasoning, cached and region are only checked by msgspec.
         for row, fields in zip(rows, map(astuple, decoded), strict=True):
-            event_id, ts, model, prompt, completion, calls, vendor, country, _, _, app, _ = fields
+            event_id, ts, model, prompt, completion, calls, vendor, country, _, cached, app, _ = (
+                fields
+            )
             code = country_of(country, not_a_code)
             if (
                 lo <= ts <= hi
@@ -377,7 +379,7 @@ class _Batch:
             ):
                 out[row] = (
                     event_id, ts, model, prompt, completion, calls, vendor or None, code,
-                    app or None,
+                    app or None, cached,
                 )  # fmt: skip
             else:
                 out[row] = self._slow(cast(bytes, self.values[row]))

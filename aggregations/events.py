@@ -511,8 +511,9 @@ def decode_event(
 
 
 #: What stage 1 counts of an event: (event_id, ts_ms, model, prompt_tokens,
-#: completion_tokens, calls, vendor, country, app).
-CountedFields = tuple[str, int, str, int, int, int, str | None, str | None, str | None]
+#: completion_tokens, calls, vendor, country, app, cached_tokens). ``cached_tokens`` only
+#: prices the event (aggregations/prices.py).
+CountedFields = tuple[str, int, str, int, int, int, str | None, str | None, str | None, int]
 
 
 def decode_fields(
@@ -544,7 +545,7 @@ def decode_fields(
         completion = get("completion_tokens")
         if len(obj) == 5:
             # The five required fields and nothing else (their types are checked below).
-            calls, vendor, country, app = 1, None, None, None
+            calls, vendor, country, app, cached = 1, None, None, None, 0
             optional_ok = True
         elif "specversion" in obj:
             optional_ok = False
@@ -599,6 +600,7 @@ def decode_fields(
                 vendor or None,
                 country.upper() if country is not None else None,
                 app or None,
+                cached,
             )
     event = decode_event(raw, now_ms=now_ms, watermark_ms=watermark_ms, limits=limits)
     return (
@@ -611,6 +613,7 @@ def decode_fields(
         event.vendor,
         event.country,
         event.app,
+        event.cached_tokens,
     )
 
 

@@ -9,8 +9,9 @@ as everywhere else in tokenboard's JSON: the member under its dimension's name (
 A column list is data: a count added to every dimension (spend, say) is one more
 :class:`Column`.
 
-Values are exact: tokens are 64-bit integers in Parquet, digits in CSV and JSON; an unknown
-value (no previous week) is an empty CSV cell, JSON ``null`` and a Parquet null.
+Values are exact: tokens and costs (micro-dollars) are 64-bit integers in Parquet, digits in
+CSV and JSON; an unknown value (no previous week, the cost of a member none of whose tokens
+had a price) is an empty CSV cell, JSON ``null`` and a Parquet null, never 0.
 """
 
 from __future__ import annotations
@@ -64,9 +65,12 @@ _COUNTS = (
     Column("prompt_tokens", "int"),
     Column("completion_tokens", "int"),
     Column("calls", "int"),
+    Column("cost_micro_usd", "int", nullable=True),
+    Column("unpriced_tokens", "int"),
 )
 _FIGURES = (
     Column("share_pct", "float", nullable=True),
+    Column("spend_share_pct", "float", nullable=True),
     Column("prev_rank", "int", nullable=True),
     Column("prev_tokens", "int", nullable=True),
     Column("wow_pct", "float", nullable=True),
@@ -112,6 +116,8 @@ def _header(board: Mapping[str, Any]) -> dict[str, Any]:
     head = {key: board[key] for key in ("dimension", "week", "total_tokens", "ranked")}
     if "unranked_tokens" in board:
         head["unranked_tokens"] = board["unranked_tokens"]
+    head["total_cost_micro_usd"] = board.get("total_cost_micro_usd")
+    head["unpriced_tokens"] = board.get("unpriced_tokens", board["total_tokens"])
     return head
 
 
@@ -126,7 +132,8 @@ def to_csv(columns: Sequence[Column], rows: Sequence[Mapping[str, Any]]) -> byte
 
 
 def to_json(board: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> bytes:
-    """``{"dimension", "week", "total_tokens", ["unranked_tokens",] "ranked", "rows"}``."""
+    """``{"dimension", "week", "total_tokens", "ranked", ["unranked_tokens",]
+    "total_cost_micro_usd", "unpriced_tokens", "rows"}``."""
     return orjson.dumps({**_header(board), "rows": list(rows)})
 
 

@@ -14,14 +14,17 @@ from typing import Any
 
 import orjson
 
+from aggregations.prices import PriceBook
 from aggregations.totals import (
     CALLS,
     COMPLETION,
+    COST,
     LATE,
     NO_APP,
     PROMPT,
     TOKENS,
     TOTAL_MEMBER,
+    UNPRICED,
     Partial,
 )
 from aggregations.weeks import DAY_MS, day_id, week_end_ms, week_id
@@ -58,7 +61,18 @@ class _DayCache:
 
 #: (day number, model, vendor, country) or (day number, app): see BlockAccumulator.
 FineKey = tuple[int, str, str, str] | tuple[int, str]
-_MAX_TS = 5  # fine counts carry the largest event time after the five counts
+_MAX_TS = 7  # fine counts carry the largest event time after the seven counts
+# Model buckets then carry the model's prices of their day (integer micro-dollars per
+# million tokens; _IN is -1 when the model has no price that day), looked up once per
+# bucket: the hot loop reads them from the bucket it already holds.
+_IN, _OUT, _CACHED = 8, 9, 10
+_NO_PRICE = (-1, 0, 0)
+# add() writes these positions as literals (5, 6, 8, 9, 10), which cost less per event than
+# global names; they must stay what totals and the layout above say.
+if (COST, UNPRICED, _IN, _OUT, _CACHED) != (5, 6, 8, 9, 10):  # pragma: no cover
+    raise ImportError("aggregations.partials: bucket positions out of step with totals")
+#: A block with no price book prices nothing: every token is unpriced.
+_NO_PRICES = PriceBook()
 
 
 class BlockAccumulator:
@@ -73,9 +87,22 @@ class BlockAccumulator:
     an event without apps, 1.7 with one app; with 25 apps 2.1 instead of 7.0 for the
     five-part key, with 500 apps 6.7 instead of 21.8. An event without an app counts for the
     app :data:`~aggregations.totals.NO_APP`, so a week's app keys add up to its total.
+
+    Cost: each event's cost is computed here, once, by the rule of
+    :func:`aggregations.prices.event_cost` (kept inline: it runs per event), with the prices
+    ``prices`` gives for the model on the event's UTC day; the bucket of (day, model, ...)
+    looks them up when it is created. An event without a price adds its tokens to
+    ``unpriced_tokens`` instead.
     """
 
-    def __init__(self, source: int, block: int, grace_ms: int, watermark_ms: int = 0) -> None:
+    def __init__(
+        self,
+        source: int,
+        block: int,
+        grace_ms: int,
+        watermark_ms: int = 0,
+        prices: PriceBook | None = None,
+    ) -> None:
         self.source = source
         self.block = block
         self.grace_ms = grace_ms
@@ -84,6 +111,7 @@ class BlockAccumulator:
         #: its wall clock before each batch; the default leaves event time unbounded.
         self.watermark_cap_ms = 1 << 62
         self.end = -1
+        self.prices = prices if prices is not None else _NO_PRICES
         self._fine: dict[FineKey, list[int]] = {}
         self._drained: dict[FineKey, list[int]] = {}
         self._dirty: set[FineKey] = set()
@@ -107,11 +135,13 @@ class BlockAccumulator:
         completion_tokens: int,
         calls: int,
         app: str = NO_APP,
+        cached_tokens: int = 0,
     ) -> bool:
         """Fold one valid, first-seen event; returns True when it arrived after its week closed.
 
         An event is late when this partition's event-time watermark already passed the end
         of its week plus the grace period; it is still counted, and flagged.
+        ``cached_tokens`` (part of ``prompt_tokens``) only changes the event's cost.
         """
         day_number = ts_ms // DAY_MS
         _, _, end_ms = self._days.lookup(ts_ms)
@@ -125,11 +155,12 @@ class BlockAccumulator:
         app_key: FineKey = (day_number, app)
         bucket = fine.get(key)
         if bucket is None:
-            bucket = fine[key] = [0, 0, 0, 0, 0, 0]
+            rates = self.prices.rates(model, day_number)
+            bucket = fine[key] = [0, 0, 0, 0, 0, 0, 0, 0, *(rates or _NO_PRICE)]
             self._names[model] = name
         app_bucket = fine.get(app_key)
         if app_bucket is None:
-            app_bucket = fine[app_key] = [0, 0, 0, 0, 0, 0]
+            app_bucket = fine[app_key] = [0, 0, 0, 0, 0, 0, 0, 0]
         tokens = prompt_tokens + completion_tokens
         # Unrolled: this runs for every event of the stream.
         bucket[TOKENS] += tokens
@@ -140,6 +171,29 @@ class BlockAccumulator:
         app_bucket[PROMPT] += prompt_tokens
         app_bucket[COMPLETION] += completion_tokens
         app_bucket[CALLS] += calls
+        price_in = bucket[8]  # _IN (literal positions: see the check under _NO_PRICE)
+        if price_in >= 0:
+            # aggregations.prices.event_cost, inline: round half to even of scaled / 10^6.
+            if cached_tokens:
+                if cached_tokens > prompt_tokens:
+                    cached_tokens = prompt_tokens
+                scaled = (
+                    (prompt_tokens - cached_tokens) * price_in
+                    + cached_tokens * bucket[10]
+                    + completion_tokens * bucket[9]
+                )
+            else:
+                scaled = prompt_tokens * price_in + completion_tokens * bucket[9]
+            # Half up, then back down on an exact half with an odd result: half to even.
+            cost = (scaled + 500_000) // 1_000_000
+            if cost & 1 and cost * 1_000_000 - scaled == 500_000:
+                cost -= 1
+            bucket[5] += cost  # COST
+            app_bucket[5] += cost
+        else:
+            # The model bucket's unpriced tokens are its tokens (a bucket is one model and
+            # day: priced or not as a whole), added when it drains; the app's are counted.
+            app_bucket[6] += tokens  # UNPRICED
         if late:
             bucket[LATE] += 1
             app_bucket[LATE] += 1
@@ -191,16 +245,21 @@ class BlockAccumulator:
             now = self._fine[fine]
             before = drained.get(fine)
             drained[fine] = now[:]
+            # Unrolled, as below: this runs for every bucket touched between two flushes.
             if before is not None:
-                tokens, prompt, completion, calls, late = (
+                tokens, prompt, completion, calls, late, cost, unpriced = (
                     now[0] - before[0],
                     now[1] - before[1],
                     now[2] - before[2],
                     now[3] - before[3],
                     now[4] - before[4],
+                    now[5] - before[5],
+                    now[6] - before[6],
                 )
             else:
-                tokens, prompt, completion, calls, late = now[0], now[1], now[2], now[3], now[4]
+                tokens, prompt, completion, calls, late, cost, unpriced = now[:7]
+            if len(fine) == 4 and now[_IN] < 0:
+                unpriced = tokens  # see add(): counted here for a model bucket without price
             newest = now[_MAX_TS]
             found = table_keys.get(fine)
             if found is None:
@@ -214,13 +273,15 @@ class BlockAccumulator:
                     days = sums[key] = {}
                 bucket = days.get(day)
                 if bucket is None:
-                    days[day] = [tokens, prompt, completion, calls, late]
+                    days[day] = [tokens, prompt, completion, calls, late, cost, unpriced]
                 else:
                     bucket[0] += tokens
                     bucket[1] += prompt
                     bucket[2] += completion
                     bucket[3] += calls
                     bucket[4] += late
+                    bucket[5] += cost
+                    bucket[6] += unpriced
                 if newest > max_ts.get(key, 0):
                     max_ts[key] = newest
             touched.update(keys)

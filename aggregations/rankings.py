@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 __all__ = [
+    "ORDERS",
     "ChangeKind",
+    "Order",
     "Phase",
     "Ranked",
     "change_id",
@@ -23,6 +25,10 @@ __all__ = [
 ]
 
 Phase = Literal["live", "final"]
+#: What a leaderboard is ranked by: tokens, or spend (the cost of the tokens that had a
+#: price, aggregations/prices.py); the ranking rules are the same.
+Order = Literal["tokens", "spend"]
+ORDERS: tuple[Order, ...] = ("tokens", "spend")
 ChangeKind = Literal["entered", "dropped", "moved_up", "moved_down", "new_leader"]
 
 

@@ -7,11 +7,12 @@ what is in the report dict, so the HTTP API, the CLI and the published digest al
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aggregations.catalog import UNKNOWN_COUNTRY, UNKNOWN_VENDOR
 from aggregations.growth import growth_streak, leader_streak, wow_pct
+from aggregations.prices import cost_text, known_cost
 from aggregations.rankings import rank, rank_of
 from aggregations.weeks import parse_week, previous_week
 
@@ -74,12 +75,20 @@ class ModelMeta:
 
 @dataclass(frozen=True, slots=True)
 class WeekData:
-    """One week's totals: global tokens and tokens per model and per country with traffic."""
+    """One week's totals: global tokens and tokens per model and per country with traffic.
+
+    Spend (only the reported week needs it): ``cost`` in micro-dollars of the priced
+    tokens, ``unpriced`` tokens without a price (None: no cost data, every token unpriced)
+    and per country (cost, unpriced tokens); a country missing there has no priced token.
+    """
 
     week: str
     total: int
     models: Mapping[str, int]
     countries: Mapping[str, int]
+    cost: int = 0
+    unpriced: int | None = None
+    country_spend: Mapping[str, tuple[int, int]] = field(default_factory=dict)
 
 
 def _positive(value: int | None) -> int | None:
@@ -195,6 +204,39 @@ def build_report(
         "models": models,
         "dropped": dropped,
         "entered": entered,
+        "spend": _spend(current, countries),
+    }
+
+
+def _pct(part: int | None, whole: int | None) -> float | None:
+    return part / whole * 100 if part is not None and whole else None
+
+
+def _spend(current: WeekData, countries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The week's spend: its cost (None: no token had a price), the tokens without a price
+    and each country's cost and shares of the known spend and of the tokens, in the order
+    of ``countries``. A country's cost is unknown when none of its tokens had a price."""
+    unpriced = current.total if current.unpriced is None else current.unpriced
+    cost = known_cost(current.cost, unpriced, current.total)
+    rows = []
+    for row in countries:
+        code, tokens = row["country"], row["tokens"]
+        country_cost, country_unpriced = current.country_spend.get(code, (0, tokens))
+        shown = known_cost(country_cost, country_unpriced, tokens)
+        rows.append(
+            {
+                "country": code,
+                "cost_micro_usd": shown,
+                "unpriced_tokens": country_unpriced,
+                "spend_share_pct": _pct(shown, cost),
+                "token_share_pct": _pct(tokens, current.total),
+            }
+        )
+    return {
+        "cost_micro_usd": cost,
+        "unpriced_tokens": unpriced,
+        "unpriced_pct": _pct(unpriced, current.total),
+        "countries": rows,
     }
 
 
@@ -315,6 +357,30 @@ def _leader_model_line(report: Mapping[str, Any]) -> str | None:
     return f"{head}{pct}, up from #{top['prev_rank']}."
 
 
+def _spend_line(report: Mapping[str, Any], names: Mapping[str, str]) -> str | None:
+    """``Spend ≥$16.2M (83.3% of tokens without a price): China (CN) models: spend unknown,
+    31.9% of tokens; United States (US) models 100.0% of spend, 17.1% of tokens.``: the
+    leading countries of the country line, by their share of the known spend and of the
+    tokens. None for a report without spend (a hand-built one) or without tokens."""
+    spend = report.get("spend")
+    if not spend or not report["total"]["tokens"]:
+        return None
+    if spend["cost_micro_usd"] is None:
+        return "Spend unknown: no token of the week had a price."
+    head = f"Spend {cost_text(spend['cost_micro_usd'], spend['unpriced_tokens'])}"
+    if spend["unpriced_tokens"]:
+        head += f" ({spend['unpriced_pct']:.1f}% of tokens without a price)"
+    parts = []
+    for row in spend["countries"][:2]:
+        label = f"{country_label(row['country'], names)} models"
+        tokens = f"{row['token_share_pct']:.1f}% of tokens"
+        if row["spend_share_pct"] is None:
+            parts.append(f"{label}: spend unknown, {tokens}")
+        else:
+            parts.append(f"{label} {row['spend_share_pct']:.1f}% of spend, {tokens}")
+    return f"{head}: {'; '.join(parts)}." if parts else f"{head}."
+
+
 def _table(models: Sequence[Mapping[str, Any]], has_previous: bool) -> list[str]:
     header = ("#", "move", "model", "vendor", "country", "tokens", "WoW")
     right = {0, 5, 6}
@@ -382,7 +448,11 @@ def render_text(report: Mapping[str, Any], country_names: Mapping[str, str] | No
     summary = [_total_line(report)]
     summary += [
         line
-        for line in (_country_line(report, names), _leader_model_line(report))
+        for line in (
+            _country_line(report, names),
+            _leader_model_line(report),
+            _spend_line(report, names),
+        )
         if line is not None
     ]
     table = _table(report["models"], _has_previous_week(report)) if report["models"] else []

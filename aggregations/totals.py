@@ -2,14 +2,21 @@
 
 A table value is a plain JSON-able dict so that it travels through Faust's changelog as is::
 
-    {"c": [tokens, prompt, completion, calls, late],     # the week's counts
-     "d": {"2026-11-16": [...5 counts...], ...},         # daily buckets (UTC)
+    {"c": [tokens, prompt, completion, calls, late,      # the week's counts
+           cost_micro_usd, unpriced_tokens],
+     "d": {"2026-11-16": [...7 counts...], ...},         # daily buckets (UTC)
      "ts": 1763251200000,                                # largest event time seen
      "m": ["DeepSeek-V4-Flash", "DeepSeek", "CN"],       # model metadata (model keys only)
      "src": {"3": [block, end_offset, {day: counts}]}}   # last partial applied per source
 
 See ARCHITECTURE.md ("Exact counts without Kafka transactions") for why ``src`` makes the
 fold idempotent.
+
+Cost (:mod:`aggregations.prices`) is counted next to tokens: ``cost_micro_usd`` sums the
+costs of the events that had a price, ``unpriced_tokens`` the tokens of those that had none.
+Counts vectors written before cost was counted have five counts; they are read as
+:func:`widen` says: cost 0 and every token unpriced (nothing was priced then), never as a
+cost of 0 for priced tokens.
 """
 
 from __future__ import annotations
@@ -47,9 +54,19 @@ def is_ranked(dimension: str, member: str) -> bool:
 
 
 #: Positions in a counts vector.
-TOKENS, PROMPT, COMPLETION, CALLS, LATE = range(5)
-COUNT_FIELDS = ("tokens", "prompt", "completion", "calls", "late")
+TOKENS, PROMPT, COMPLETION, CALLS, LATE, COST, UNPRICED = range(7)
+COUNT_FIELDS = (
+    "tokens",
+    "prompt",
+    "completion",
+    "calls",
+    "late",
+    "cost_micro_usd",
+    "unpriced_tokens",
+)
 N_COUNTS = len(COUNT_FIELDS)
+#: Counts of a vector from before cost was counted (tokens ... late).
+LEGACY_COUNTS = 5
 
 DayCounts = dict[str, list[int]]
 TableValue = dict[str, Any]
@@ -69,6 +86,23 @@ def split_key(key: str) -> tuple[str, str, str]:
 def zero_counts() -> list[int]:
     """A fresh counts vector."""
     return [0] * N_COUNTS
+
+
+def widen(counts: list[int]) -> list[int]:
+    """``counts`` with all :data:`N_COUNTS` counts: a vector of an older version (its first
+    :data:`LEGACY_COUNTS`, whatever follows) gets cost 0 and all its tokens unpriced.
+
+    Every vector of a value is widened the same way (see :func:`apply_partial`), so the
+    differences the fold takes between them stay consistent: a block counted again with
+    prices replaces its unpriced tokens by their cost.
+    """
+    return counts if len(counts) >= N_COUNTS else _legacy(counts)
+
+
+def _legacy(counts: list[int]) -> list[int]:
+    """A vector of a value written before cost was counted: see :func:`widen`."""
+    legacy = list(counts[:LEGACY_COUNTS])
+    return [*legacy, 0, legacy[TOKENS]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +129,8 @@ def apply_partial(value: TableValue | None, partial: Partial) -> TableValue | No
     what that block contributed so far; an older or equal position is a replay.
     """
     state: TableValue = value if value is not None else {"c": zero_counts(), "d": {}, "ts": 0}
+    if len(state["c"]) < N_COUNTS:
+        _widen_value(state)
     sources: dict[str, list[Any]] = state.setdefault("src", {})
     source = str(partial.source)
     previous = sources.get(source)
@@ -107,19 +143,35 @@ def apply_partial(value: TableValue | None, partial: Partial) -> TableValue | No
 
     counts: list[int] = state["c"]
     daily: dict[str, list[int]] = state["d"]
-    for day, cumulative in partial.days.items():
+    days = {d: widen(list(c)) for d, c in partial.days.items()}
+    for day, cumulative in days.items():
         before = base.get(day)
+        if before is not None:
+            before = widen(before)
         bucket = daily.setdefault(day, zero_counts())
         for i in range(N_COUNTS):
             delta = cumulative[i] - (before[i] if before is not None else 0)
             bucket[i] += delta
             counts[i] += delta
-    sources[source] = [partial.block, partial.end, {d: list(c) for d, c in partial.days.items()}]
+    sources[source] = [partial.block, partial.end, days]
     if partial.max_ts > state["ts"]:
         state["ts"] = partial.max_ts
     if partial.meta is not None:
         state["m"] = list(partial.meta)
     return state
+
+
+def _widen_value(state: TableValue) -> None:
+    """A value written before cost was counted, with every vector in today's shape.
+
+    Its weekly counts decide: an older version may have stored newer partials' vectors in
+    ``src`` while keeping five counts in ``c`` and ``d``, so all of them are read as five
+    counts (:func:`_legacy`), or the differences the fold takes would not match the counts.
+    """
+    state["c"] = _legacy(state["c"])
+    state["d"] = {day: _legacy(c) for day, c in state["d"].items()}
+    for position in state.get("src", {}).values():
+        position[2] = {day: _legacy(c) for day, c in position[2].items()}
 
 
 def is_stale(candidate: TableValue, current: TableValue) -> bool:
@@ -157,5 +209,5 @@ def expired_keys(keys: Iterable[str], newest_ts_ms: int, retention_weeks: int) -
 
 
 def counts_of(value: TableValue) -> dict[str, int]:
-    """The week's counts of a table value by field name."""
-    return dict(zip(COUNT_FIELDS, value["c"], strict=True))
+    """The week's counts of a table value by field name (an older value widened)."""
+    return dict(zip(COUNT_FIELDS, widen(list(value["c"])), strict=True))

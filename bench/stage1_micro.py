@@ -28,6 +28,7 @@ from aggregations.events import DEFAULT_LIMITS, InvalidEvent, decode_fields
 from aggregations.partials import BlockAccumulator, encode_partials, group_by_partition
 from bench.dataset import DatasetSpec, Expected, generate
 from bench.progress import say
+from streams.prices import load_prices
 from streams.worker.catalog import load_catalog
 
 #: Records per decode_many call: the most one getmany of stage 1 returns (max_batch).
@@ -79,6 +80,7 @@ def run_stage1_micro(events: int = 200_000) -> list[StepCost]:
     expected = Expected(topic="", events=events, partitions=8)
     values = [v for chunk in generate(spec, expected, now_ms, "m-") for _, v in chunk]
     catalog = load_catalog(None)
+    prices = load_prices(None)
     limits = DEFAULT_LIMITS
     loads = orjson.loads
 
@@ -99,11 +101,13 @@ def run_stage1_micro(events: int = 200_000) -> list[StepCost]:
     def fold(flush: bool) -> Callable[[], None]:
         def run() -> None:
             seen = Deduplicator(86_400_000)
-            acc = BlockAccumulator(0, 0, 3_600_000)
+            acc = BlockAccumulator(0, 0, 3_600_000, prices=prices)
             models: dict[str, ModelInfo] = {}
             for offset, raw in enumerate(values):
                 fields = decode_fields(raw, now_ms=now_ms, watermark_ms=None, limits=limits)
-                event_id, ts_ms, model, prompt, completion, calls, vendor, country, app = fields
+                event_id, ts_ms, model, prompt, completion, calls, vendor, country, app, cached = (
+                    fields
+                )
                 if seen.is_duplicate(event_id, offset, now_ms):
                     continue
                 info = models.get(model)
@@ -120,6 +124,7 @@ def run_stage1_micro(events: int = 200_000) -> list[StepCost]:
                     completion,
                     calls,
                     app or "",
+                    cached,
                 )
                 if flush and offset % 20_000 == 19_999:
                     for partials in group_by_partition(acc.drain(), 8).values():

@@ -7,12 +7,9 @@ ingest gateway (OTLP spans resolve model names to catalog ids).
 from __future__ import annotations
 
 import functools
-from importlib import resources
-from pathlib import Path
-
-import orjson
 
 from aggregations.catalog import Catalog
+from streams.data_files import read_operator_file, read_shipped_file
 
 __all__ = ["CatalogError", "load_catalog", "shipped_catalog"]
 
@@ -24,8 +21,7 @@ class CatalogError(ValueError):
 @functools.cache
 def shipped_catalog() -> Catalog:
     """The catalog shipped as ``aggregations/data/catalog.json``, read once per process."""
-    raw = (resources.files("aggregations") / "data" / "catalog.json").read_bytes()
-    return Catalog.from_mapping(orjson.loads(raw))
+    return Catalog.from_mapping(read_shipped_file("catalog.json"))
 
 
 def load_catalog(path: str | None = None) -> Catalog:
@@ -38,17 +34,5 @@ def load_catalog(path: str | None = None) -> Catalog:
     shipped = shipped_catalog()
     if not path:
         return shipped
-    file = Path(path).expanduser()
-    try:
-        raw = file.read_bytes()
-    except OSError as exc:
-        raise CatalogError(f"cannot read model catalog {file}: {exc.strerror or exc}") from exc
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise CatalogError(f"model catalog {file} is not valid JSON: {exc}") from exc
-    try:
-        overrides = Catalog.from_mapping(data)
-    except ValueError as exc:
-        raise CatalogError(f"model catalog {file} is invalid: {exc}") from exc
+    overrides = read_operator_file(path, "model catalog", Catalog.from_mapping, CatalogError)
     return shipped.merged(overrides)

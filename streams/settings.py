@@ -106,6 +106,9 @@ class Settings:
     block_size: int = 20000
     snapshot_interval_ms: int = 500
     catalog_path: str = ""
+    # Price catalog overrides (aggregations/prices.py): a JSON file of the shipped
+    # aggregations/data/prices.json's shape whose models it names it prices alone. Empty: none.
+    prices_path: str = ""
 
     # Servers
     ingest_port: int = 8081

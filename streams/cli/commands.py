@@ -12,8 +12,10 @@ import argparse
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from aggregations.export import FORMATS
+from aggregations.rankings import ORDERS
 from aggregations.totals import RANKED_DIMENSIONS
 from streams.settings import Settings
 
@@ -160,9 +162,28 @@ def _simulate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=1, help="random seed")
 
 
+class _DimensionOrOrder(argparse.Action):
+    """``--by``: a dimension (what is ranked) or ``tokens``/``spend`` (by what)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        setattr(namespace, "order" if values in ORDERS else "by", values)
+
+
 def _top(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--by", "--dim", dest="by", choices=list(RANKED_DIMENSIONS), default="model",
+        "--by", dest="order", choices=[*RANKED_DIMENSIONS, *ORDERS], default="tokens",
+        action=_DimensionOrOrder,
+        help="what is ranked (as --dim), or by what: tokens (the default) or spend (the"
+        " members with a price, by cost); give it twice for both, e.g. --by country --by spend",
+    )  # fmt: skip
+    p.add_argument(
+        "--dim", dest="by", choices=list(RANKED_DIMENSIONS), default="model",
         help="what is ranked (apps: the events' app; events without one are not ranked)",
     )  # fmt: skip
     p.add_argument("--week", default="current", help="current, last or an ISO week like 2026-W47")

@@ -23,6 +23,7 @@ import orjson
 from redis.exceptions import RedisError
 
 from aggregations.errors import InvalidInput
+from aggregations.prices import cost_text
 from aggregations.report import format_pct, format_tokens, render_text
 from aggregations.totals import NO_APP_NAME
 from streams.cli.shutdown import close_loop
@@ -46,7 +47,7 @@ from streams.store.state import WeekNotFound
 # top / history ------------------------------------------------------------------------------
 def run_top(args: argparse.Namespace, settings: Settings) -> int:
     """CLI handler: the top N of one dimension and week."""
-    result = _query(settings, "leaderboard", args.by, args.week, args.top)
+    result = _query(settings, "leaderboard", args.by, args.week, args.top, args.order)
     return _show(result, render_leaderboard, as_json=args.json)
 
 
@@ -103,19 +104,39 @@ _PLURALS = {"model": "models", "country": "countries", "vendor": "vendors", "app
 
 
 def render_leaderboard(board: Mapping[str, Any]) -> str:
-    """A leaderboard dict from :func:`streams.store.queries.leaderboard` as a readable table."""
+    """A leaderboard dict from :func:`streams.store.queries.leaderboard` as a readable table.
+
+    Costs read ``$12.3k``; ``≥$12.3k`` when some of the member's tokens had no price (a
+    lower bound) and ``unknown`` when none had one, never ``$0``. A board by spend shows the
+    spend first, its WoW and its share of the week's known spend.
+    """
     dimension = board["dimension"]
     has_previous = board["has_previous"]
-    head = (
-        f"{board['week']} · top {len(board['rows'])} {_PLURALS[dimension]} of {board['ranked']}"
-        f" · total {format_tokens(board['total_tokens'])}"
-    )
+    by_spend = board.get("by") == "spend"
+    plural = _PLURALS[dimension]
+    if by_spend:
+        head = (
+            f"{board['week']} · top {len(board['rows'])} {plural} by spend of"
+            f" {board['ranked']} with a price · spend"
+            f" {cost_text(board['total_cost_micro_usd'], board['unpriced_tokens'])}"
+        )
+        if board["unpriced_tokens"]:
+            head += (
+                f" · {format_tokens(board['unpriced_tokens'])} tokens without a price"
+                f" ({board['unpriced_members']} {plural} without any)"
+            )
+    else:
+        head = (
+            f"{board['week']} · top {len(board['rows'])} {plural} of {board['ranked']}"
+            f" · total {format_tokens(board['total_tokens'])}"
+        )
     if "unranked_tokens" in board:
         head += f" · {NO_APP_NAME} {format_tokens(board['unranked_tokens'])}, not ranked"
     if not has_previous:
         head += f" · no data for {board['previous_week']}"
     label = {"model": ["model", "vendor", "country"], "country": ["country", "name"]}
-    header = ["#", "move", *label.get(dimension, [dimension]), "tokens", "WoW", "share"]
+    amounts = ["spend", "tokens"] if by_spend else ["tokens", "spend"]
+    header = ["#", "move", *label.get(dimension, [dimension]), *amounts, "WoW", "share"]
     rows = []
     for row in board["rows"]:
         if dimension == "model":
@@ -124,18 +145,22 @@ def render_leaderboard(board: Mapping[str, Any]) -> str:
             names = [row["country"], row["name"]]
         else:
             names = [row[dimension]]
+        spend = cost_text(row.get("cost_micro_usd"), row.get("unpriced_tokens", row["tokens"]))
+        tokens = format_tokens(row["tokens"])
+        wow = row["spend_wow_pct"] if by_spend else row["wow_pct"]
+        share = row["spend_share_pct"] if by_spend else row["share_pct"]
         rows.append(
             [
                 str(row["rank"]),
                 row["move"] if has_previous else "–",
                 *names,
-                format_tokens(row["tokens"]),
-                format_pct(row["wow_pct"]) if has_previous else "–",
-                _share(row["share_pct"]),
+                *([spend, tokens] if by_spend else [tokens, spend]),
+                format_pct(wow) if has_previous else "–",
+                _share(share),
             ]
         )
     n = len(header)
-    return head + "\n\n" + table(header, rows, right={0, n - 3, n - 2, n - 1})
+    return head + "\n\n" + table(header, rows, right={0, n - 4, n - 3, n - 2, n - 1})
 
 
 def render_history(series: Mapping[str, Any]) -> str:

@@ -276,10 +276,11 @@ async def _leaderboard(request: web.Request) -> web.Response:
     app = request.app
     n = _int_param(request, "n", 10, 1, MAX_ROWS)
     dimension, week = request.match_info["dimension"], _week_param(request)
+    by = queries.check_order(request.query.get("by") or "tokens")
     return await _cached(
         request,
-        ("leaderboard", dimension, week, n),
-        lambda: queries.leaderboard(app[REDIS], app[KEYS], dimension, week, n),
+        ("leaderboard", dimension, week, n, by),
+        lambda: queries.leaderboard(app[REDIS], app[KEYS], dimension, week, n, by),
         schemas.Leaderboard,
     )
 

@@ -127,6 +127,12 @@ WEEK_PARAM = _week_param("current")
 REPORT_WEEK_PARAM = _week_param("last")
 DIM_PARAM = _path("dimension", DIMENSION, "what is ranked")
 N_PARAM = _int_query("n", 1, 100, 10, "rows to return")
+BY_PARAM = _query(
+    "by",
+    {"type": "string", "enum": ["tokens", "spend"], "default": "tokens"},
+    "tokens: every member with traffic, by tokens; spend: the members with a price for some"
+    " of their tokens, by cost (micro-dollars); rank, prev_rank and move follow it",
+)
 ALL_ERRORS = (400, 404, 503)
 
 
@@ -135,9 +141,9 @@ def _paths() -> dict[str, Any]:
     end_day = {"type": "string", "pattern": DAY_PATTERN}
     return {
         "/v1/leaderboard/{dimension}": _get(
-            "Top N of a dimension in one week",
+            "Top N of a dimension in one week, by tokens or by spend",
             "Leaderboard",
-            [DIM_PARAM, WEEK_PARAM, N_PARAM],
+            [DIM_PARAM, WEEK_PARAM, N_PARAM, BY_PARAM],
             ALL_ERRORS,
             cached=True,
         ),
@@ -316,7 +322,8 @@ def _export() -> dict[str, Any]:
     ok["description"] += (
         ". The same columns in every format: rank, the member under its dimension's name,"
         " name, (models: vendor, country), tokens, prompt_tokens, completion_tokens, calls,"
-        " share_pct, prev_rank, prev_tokens, wow_pct."
+        " cost_micro_usd (empty when no token had a price), unpriced_tokens, share_pct,"
+        " spend_share_pct, prev_rank, prev_tokens, wow_pct."
     )
     ok["content"] = {
         MEDIA_TYPES["json"]: ok["content"][JSON],

@@ -58,6 +58,15 @@ ModelId = Annotated[str, Meta(description="the model id (model boards and histor
 CountryCode = Annotated[str, Meta(description="ISO 3166-1 alpha-2 code; a model's country")]
 VendorName = Annotated[str, Meta(description="the vendor; a model's vendor")]
 AppName = Annotated[str, Meta(description="the app (app boards and histories)")]
+Cost = Annotated[
+    int,
+    Meta(
+        ge=0,
+        description="micro-dollars (USD x 10^6) of the tokens that had a price; null when "
+        "none had one (unknown, never 0); a lower bound while unpriced_tokens > 0",
+    ),
+]
+Unpriced = Annotated[Count, Meta(description="tokens of events whose model had no price")]
 Unranked = Annotated[
     Count,
     Meta(
@@ -111,27 +120,50 @@ class RankedMember(Body, kw_only=True):
 
 
 class LeaderboardRow(RankedMember, kw_only=True):
-    """One ranked member of a week, with its counts and its move since the week before."""
+    """One ranked member of a week, with its counts, its cost and its move since the week
+    before; ``rank``, ``prev_rank`` and ``move`` follow the board's order (``by``)."""
 
     prompt_tokens: Count
     completion_tokens: Count
     calls: Count
+    cost_micro_usd: Cost | None
+    unpriced_tokens: Unpriced
+    spend_share_pct: Annotated[
+        float | None, Meta(description="share of the week's known spend; null when unknown")
+    ]
     prev_tokens: int | None
     prev_rank: int | None
     wow_pct: float | None
+    prev_cost_micro_usd: Annotated[
+        int | None, Meta(description="last week's cost (null: unknown or no traffic)")
+    ]
+    spend_wow_pct: Annotated[float | None, Meta(description="week-over-week change of spend")]
     move: Annotated[str, Meta(description="↑3, ↓2, =, new (rank_move)")]
 
 
 class Leaderboard(Body, kw_only=True):
-    """The top N of a dimension in one week."""
+    """The top N of a dimension in one week, by tokens or by spend."""
 
     dimension: Dimension
+    by: Annotated[
+        Literal["tokens", "spend"],
+        Meta(
+            description="tokens: every member with traffic; spend: the members with a price,"
+            " by cost"
+        ),
+    ]
     week: Week
     previous_week: Week
     has_previous: bool
     total_tokens: Count
     unranked_tokens: Unranked | UnsetType = UNSET
+    total_cost_micro_usd: Cost | None
+    unpriced_tokens: Unpriced
     ranked: Count
+    unpriced_members: Annotated[
+        Count,
+        Meta(description="members with traffic but no price for any of it (on no spend board)"),
+    ]
     rows: list[LeaderboardRow]
 
 
@@ -165,7 +197,10 @@ class ExportRow(Body, kw_only=True):
     prompt_tokens: Count
     completion_tokens: Count
     calls: Count
+    cost_micro_usd: Cost | None
+    unpriced_tokens: Unpriced
     share_pct: float | None
+    spend_share_pct: float | None
     prev_rank: int | None
     prev_tokens: int | None
     wow_pct: float | None
@@ -179,6 +214,8 @@ class Export(Body, kw_only=True):
     total_tokens: Count
     ranked: Count
     unranked_tokens: Unranked | UnsetType = UNSET
+    total_cost_micro_usd: Cost | None
+    unpriced_tokens: Unpriced
     rows: list[ExportRow]
 
 
@@ -310,6 +347,25 @@ class EnteredModel(Body):
     prev_rank: int | None
 
 
+class SpendCountry(Body):
+    """A country's spend in the weekly report (the countries' order)."""
+
+    country: str
+    cost_micro_usd: Cost | None
+    unpriced_tokens: Unpriced
+    spend_share_pct: Annotated[float | None, Meta(description="share of the known spend")]
+    token_share_pct: float | None
+
+
+class ReportSpend(Body):
+    """The week's spend, and each country's share of it and of the tokens."""
+
+    cost_micro_usd: Cost | None
+    unpriced_tokens: Unpriced
+    unpriced_pct: Annotated[float | None, Meta(description="share of the tokens without a price")]
+    countries: list[SpendCountry]
+
+
 class Report(Body):
     """The weekly report (the JSON of ``tokenboard report --json``)."""
 
@@ -321,6 +377,7 @@ class Report(Body):
     models: list[ReportModel]
     dropped: list[DroppedModel]
     entered: list[EnteredModel]
+    spend: ReportSpend
 
 
 # Dead letters (streams.sdk.dead_letters) -----------------------------------------------------

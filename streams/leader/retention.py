@@ -48,7 +48,11 @@ def week_keys(keys: RedisKeys, week: str) -> list[str]:
     per_dimension = [
         name
         for dimension in RANKED_DIMENSIONS
-        for name in (keys.leaderboard(dimension, week), keys.published(dimension, week))
+        for name in (
+            keys.leaderboard(dimension, week),
+            keys.spend_board(dimension, week),
+            keys.published(dimension, week),
+        )
     ]
     unranked = [keys.member(d, week, member) for d, member in UNRANKED_MEMBERS.items()]
     return [keys.total(week), *per_dimension, *unranked, *daily_keys(keys, week)]

@@ -15,6 +15,11 @@ class RedisKeys:
         """Sorted set member -> tokens of one dimension and week."""
         return f"{self.prefix}:lb:{dimension}:{week}"
 
+    def spend_board(self, dimension: str, week: str) -> str:
+        """Sorted set member -> cost in micro-dollars of one dimension and week: the members
+        some of whose tokens had a price (a member without any has an unknown cost)."""
+        return f"{self.prefix}:spend:{dimension}:{week}"
+
     def member(self, dimension: str, week: str, member: str) -> str:
         """Hash with the details of one member in one week."""
         return f"{self.prefix}:m:{dimension}:{week}:{member}"

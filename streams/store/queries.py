@@ -7,7 +7,11 @@ needs a destination key.
 
 Every member is named after its dimension, as in the weekly report: ``model`` (the id),
 ``country`` (the ISO code), ``vendor`` or ``app``, next to its display ``name``; counts are
-``tokens``, ``prompt_tokens``, ``completion_tokens`` and ``calls``, as in the usage event.
+``tokens``, ``prompt_tokens``, ``completion_tokens`` and ``calls``, as in the usage event,
+with the cost next to them: ``cost_micro_usd`` (null when none of the member's tokens had a
+price: unknown, never 0; a lower bound while ``unpriced_tokens`` is above 0) and
+``unpriced_tokens``. A member hash written before cost was counted has neither field: all
+its tokens are unpriced (aggregations/totals.py).
 Boards of a dimension with an unranked member (the app of events without one,
 :data:`aggregations.totals.UNRANKED_MEMBERS`) leave it off their rows and give its tokens as
 ``unranked_tokens``: ``total_tokens`` includes them.
@@ -28,7 +32,8 @@ import redis.asyncio as aioredis
 from aggregations.catalog import UNKNOWN_COUNTRY, UNKNOWN_VENDOR
 from aggregations.errors import InvalidInput
 from aggregations.growth import growth_streak, wow_pct
-from aggregations.rankings import Ranked, rank, rank_of
+from aggregations.prices import known_cost
+from aggregations.rankings import ORDERS, Order, Ranked, rank, rank_of
 from aggregations.report import COUNTRY_NAMES, rank_move
 from aggregations.totals import (
     NO_APP_NAME,
@@ -49,6 +54,7 @@ from streams.store.state import (
 
 __all__ = [
     "DIMENSIONS",
+    "ORDERS",
     "Dimension",
     "MemberNotFound",
     "country_shares",
@@ -71,66 +77,140 @@ def check_dimension(dimension: str) -> Dimension:
     raise InvalidInput(f"unknown dimension {dimension!r}: expected one of {', '.join(DIMENSIONS)}")
 
 
+def check_order(by: str) -> Order:
+    """Return ``by`` if it is what a board can be ranked by, else raise InvalidInput."""
+    for known in ORDERS:
+        if by == known:
+            return known
+    raise InvalidInput(f"unknown order {by!r}: expected one of {', '.join(ORDERS)}")
+
+
+def cost_of(detail: Mapping[str, str], tokens: int) -> tuple[int | None, int]:
+    """(cost in micro-dollars or None for unknown, unpriced tokens) of a member or total
+    hash holding ``tokens``; a hash written before cost was counted is all unpriced."""
+    raw_cost, raw_unpriced = detail.get("cost_micro_usd"), detail.get("unpriced_tokens")
+    if raw_cost is None or raw_unpriced is None:
+        return known_cost(0, tokens, tokens), tokens
+    unpriced = int(raw_unpriced)
+    return known_cost(int(raw_cost), unpriced, tokens), unpriced
+
+
 async def leaderboard(
-    client: aioredis.Redis, keys: RedisKeys, dimension: str, week: str, n: int | None
+    client: aioredis.Redis,
+    keys: RedisKeys,
+    dimension: str,
+    week: str,
+    n: int | None,
+    by: str = "tokens",
 ) -> dict[str, Any]:
     """The top ``n`` of a dimension in ``week`` (``current``, ``last`` or ``2026-W47``);
     every ranked member when ``n`` is None (exports).
 
-    Raises WeekNotFound when the week has no data and ValueError for a bad dimension, week
-    spelling or ``n``.
+    ``by`` is ``tokens`` (every member with traffic) or ``spend``: the members with a price
+    for some of their tokens, by cost (the spend board, ``RedisKeys.spend_board``); ``rank``,
+    ``prev_rank`` and ``move`` follow that order. Every row carries its cost, its share of
+    the week's known spend (``spend_share_pct``), last week's cost and the spend's WoW; the
+    board says how many of its members have no price at all (``unpriced_members``, on no
+    spend board) and the week's ``total_cost_micro_usd`` and ``unpriced_tokens``.
+
+    Raises WeekNotFound when the week has no data and ValueError for a bad dimension, order,
+    week spelling or ``n``.
     """
     dim = check_dimension(dimension)
+    order = check_order(by)
     if n is not None and n < 1:
         raise InvalidInput(f"n must be >= 1, got {n}")
     week_id = await resolve_week(client, keys, week)
     prev = previous_week(week_id)
     unranked = UNRANKED_MEMBERS.get(dim)
+    # Whole boards only for the order asked: the other order's figures are read for the
+    # rows shown (ZMSCORE), and the spend board's size gives the members without a price.
+    by_spend = order == "spend"
+    board, other = (keys.spend_board, keys.leaderboard) if by_spend else (
+        keys.leaderboard, keys.spend_board,
+    )  # fmt: skip
     pipe = client.pipeline(transaction=False)
-    pipe.zrange(keys.leaderboard(dim, week_id), 0, -1, withscores=True)
-    pipe.zrange(keys.leaderboard(dim, prev), 0, -1, withscores=True)
-    pipe.hget(keys.total(week_id), "tokens")
+    pipe.zrange(board(dim, week_id), 0, -1, withscores=True)
+    pipe.zrange(board(dim, prev), 0, -1, withscores=True)
+    pipe.hgetall(keys.total(week_id))
     pipe.exists(keys.total(prev))
+    if by_spend:
+        pipe.zcount(keys.leaderboard(dim, week_id), "(0", "+inf")
+        pipe.zcard(keys.spend_board(dim, week_id))
+        pipe.zcard(keys.leaderboard(dim, prev))
+    else:
+        pipe.zcard(keys.spend_board(dim, week_id))
     if unranked is not None:
         pipe.hget(keys.member(dim, week_id, unranked), "tokens")
-    current_rows, prev_rows, total, has_prev, *unranked_tokens = await pipe.execute()
-    if total is None and not current_rows:
+    replies = await pipe.execute()
+    current_rows, prev_rows, total, has_prev = replies[:4]
+    if by_spend:
+        with_tokens, priced, prev_card = replies[4:7]
+        unranked_tokens = replies[7:]
+    else:
+        priced, unranked_tokens = replies[4], replies[5:]
+        prev_card = len(prev_rows)
+    if not total and not current_rows and not (by_spend and with_tokens):
         raise WeekNotFound(f"no data for {week_id}")
     ranking = rank(_scores(current_rows))
     before = rank(_scores(prev_rows))
     prev_ranks = rank_of(before)
-    prev_tokens = {r.member: r.tokens for r in before}
+    prev_values = {r.member: r.tokens for r in before}
     top = ranking[:n]
-    details = await _member_details(client, keys, dim, week_id, [r.member for r in top])
-    total_tokens = int(total) if total is not None else sum(r.tokens for r in ranking)
+    members = [r.member for r in top]
+    details, prev_other = await _member_details(client, keys, dim, week_id, members), {}
+    if members:
+        scores = await client.zmscore(other(dim, prev), members)
+        prev_other = {m: int(s) for m, s in zip(members, scores, strict=True) if s is not None}
+    if not by_spend:
+        with_tokens = len(ranking)
+    prev_tokens, prev_costs = (prev_other, prev_values) if by_spend else (prev_values, prev_other)
+    total_tokens = (
+        int(total["tokens"]) if total.get("tokens") is not None else sum(r.tokens for r in ranking)
+    )
+    total_cost, total_unpriced = cost_of(total, total_tokens) if total else (None, total_tokens)
     rows = []
     for row in top:
         detail = details.get(row.member, {})
+        tokens = _int(detail.get("tokens")) if by_spend else row.tokens
+        cost, unpriced = cost_of(detail, tokens)
         old = prev_tokens.get(row.member)
+        old_cost = prev_costs.get(row.member)
         rows.append(
             {
                 "rank": row.rank,
                 **_labels(dim, row.member, detail),
-                "tokens": row.tokens,
+                "tokens": tokens,
                 "prompt_tokens": _int(detail.get("prompt")),
                 "completion_tokens": _int(detail.get("completion")),
                 "calls": _int(detail.get("calls")),
-                "share_pct": _share(row.tokens, total_tokens),
+                "cost_micro_usd": cost,
+                "unpriced_tokens": unpriced,
+                "share_pct": _share(tokens, total_tokens),
+                "spend_share_pct": _share(cost, total_cost),
                 "prev_tokens": old,
                 "prev_rank": prev_ranks.get(row.member),
-                "wow_pct": wow_pct(row.tokens, old),
+                "wow_pct": wow_pct(tokens, old),
+                "prev_cost_micro_usd": old_cost,
+                "spend_wow_pct": wow_pct(cost, old_cost) if cost is not None else None,
                 "move": rank_move(row.rank, prev_ranks.get(row.member)),
             }
         )
     return {
         "dimension": dim,
+        "by": order,
         "week": week_id,
         "previous_week": prev,
         # Without last week's data every row would read "new"; views say so once instead.
-        "has_previous": bool(has_prev or prev_rows),
+        "has_previous": bool(has_prev or prev_card),
         "total_tokens": total_tokens,
         **({"unranked_tokens": _int(unranked_tokens[0])} if unranked_tokens else {}),
+        "total_cost_micro_usd": total_cost,
+        "unpriced_tokens": total_unpriced,
         "ranked": len(ranking),
+        # Members with traffic but no price for any of it: on no spend board (every member
+        # of a spend board has tokens, so the difference of the sizes counts them).
+        "unpriced_members": max(0, with_tokens - priced),
         "rows": rows,
     }
 
@@ -370,8 +450,8 @@ def _scores(rows: Sequence[tuple[str, float]]) -> dict[str, int]:
     return {member: int(score) for member, score in rows}
 
 
-def _share(tokens: int, total: int) -> float | None:
-    return tokens / total * 100 if total > 0 else None
+def _share(part: int | None, total: int | None) -> float | None:
+    return part / total * 100 if part is not None and total is not None and total > 0 else None
 
 
 def _int(value: bytes | str | None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -124,6 +125,31 @@ async def read_meta(
     return meta
 
 
+async def read_spend(client: aioredis.Redis, keys: RedisKeys, data: WeekData) -> WeekData:
+    """``data`` with its week's spend: the total's cost and unpriced tokens, and each
+    country's. A hash written before cost was counted has no cost fields: its tokens are
+    all unpriced (aggregations/totals.py)."""
+    fields = ["tokens", "cost_micro_usd", "unpriced_tokens"]
+    countries = list(data.countries)
+    pipe = client.pipeline(transaction=False)
+    pipe.hmget(keys.total(data.week), fields)
+    for country in countries:
+        pipe.hmget(keys.member("country", data.week, country), fields)
+    (_, cost, unpriced), *rows = await pipe.execute()
+    spend: dict[str, tuple[int, int]] = {}
+    for country, (tokens, country_cost, country_unpriced) in zip(countries, rows, strict=True):
+        if country_cost is not None and country_unpriced is not None:
+            spend[country] = (int(country_cost), int(country_unpriced))
+        else:
+            spend[country] = (0, int(tokens or 0))
+    return dataclasses.replace(
+        data,
+        cost=int(cost) if cost is not None and unpriced is not None else 0,
+        unpriced=int(unpriced) if cost is not None and unpriced is not None else None,
+        country_spend=spend,
+    )
+
+
 async def history_weeks(
     client: aioredis.Redis, keys: RedisKeys, week: str, depth: int
 ) -> tuple[list[str], list[str]]:
@@ -141,10 +167,12 @@ def require_week(history: dict[str, WeekData], week: str, weeks: Sequence[str]) 
 async def read_history(
     client: aioredis.Redis, keys: RedisKeys, week: str, depth: int = 27
 ) -> tuple[dict[str, WeekData], dict[str, ModelMeta]]:
-    """Up to ``depth`` weeks ending at ``week`` and the metadata of their models."""
+    """Up to ``depth`` weeks ending at ``week`` and the metadata of their models; ``week``'s
+    own data has its spend (:func:`read_spend`)."""
     wanted, weeks = await history_weeks(client, keys, week, depth)
     history = await read_weeks(client, keys, wanted)
     require_week(history, week, weeks)
+    history[week] = await read_spend(client, keys, history[week])
     meta: dict[str, ModelMeta] = {}
     for w in (previous_week(week), week):
         if w in history:

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import faust
 
+from streams.catalog import CatalogError, load_catalog
 from streams.http.web import PortInUse, bind_listener
+from streams.prices import PriceError, load_prices
 from streams.settings import Settings
 from streams.topics import ensure_topics
 from streams.worker.faust_app import faust_credentials as _faust_credentials
@@ -78,6 +80,13 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     """CLI handler: run one worker until SIGTERM/SIGINT."""
     if getattr(args, "web_port", None) is not None:
         settings = settings.replace(worker_web_port=args.web_port)
+    try:
+        # Checked before anything starts: a bad override file is one line naming it.
+        load_catalog(settings.catalog_path or None)
+        load_prices(settings.prices_path or None)
+    except (CatalogError, PriceError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         health = bind_health_port(settings)
     except PortInUse:

@@ -36,6 +36,7 @@ from aggregations.events import (
     decode_fields,
 )
 from aggregations.partials import BlockAccumulator, block_of, flush_records
+from aggregations.prices import PriceBook
 from aggregations.totals import NO_APP
 from streams import metrics
 from streams.sdk.partitioner import partition_of
@@ -97,11 +98,14 @@ class PreAggregator:
         settings: Settings,
         catalog: Catalog,
         *,
+        prices: PriceBook | None = None,
         limits: Limits = DEFAULT_LIMITS,
         max_batch: int = 20000,
     ) -> None:
         self.settings = settings
         self.catalog = catalog
+        #: Prices of the events' models (none: every token is counted unpriced).
+        self.prices = prices if prices is not None else PriceBook()
         self.limits = Limits(
             max_tokens_per_call=limits.max_tokens_per_call,
             max_event_bytes=settings.max_event_bytes,
@@ -274,7 +278,9 @@ class PreAggregator:
                 self._dead_letter(record, verdict)
                 acc.skip(record.offset)
                 continue
-            event_id, ts_ms, model, prompt, completion, calls, vendor, country, app = verdict
+            event_id, ts_ms, model, prompt, completion, calls, vendor, country, app, cached = (
+                verdict
+            )
             key = record.key
             if key is None or key != event_id.encode():
                 home = self._home(event_id)
@@ -303,6 +309,7 @@ class PreAggregator:
                 completion,
                 calls,
                 app or NO_APP,
+                cached,
             ):
                 late += 1
             counted += 1
@@ -384,7 +391,11 @@ class PreAggregator:
         await self._commit(state.partition, start)
         old = state.accumulator
         state.accumulator = BlockAccumulator(
-            state.partition, next_block, self.settings.grace_seconds * 1000, old.watermark_ms
+            state.partition,
+            next_block,
+            self.settings.grace_seconds * 1000,
+            old.watermark_ms,
+            self.prices,
         )
 
     async def _commit(self, partition: int, offset: int) -> None:
@@ -502,5 +513,7 @@ class PreAggregator:
             "partition %d: restored %d ids, watermark %d, replaying from offset %d",
             partition, restored, watermark, first_offset,
         )  # fmt: skip
-        accumulator = BlockAccumulator(partition, block, s.grace_seconds * 1000, watermark)
+        accumulator = BlockAccumulator(
+            partition, block, s.grace_seconds * 1000, watermark, self.prices
+        )
         return PartitionState(partition, accumulator, dedup)

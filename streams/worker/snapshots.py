@@ -16,7 +16,15 @@ import orjson
 import redis.asyncio as aioredis
 
 from aggregations.clock import bounded_event_time
-from aggregations.totals import TOKENS, TableValue, is_ranked, split_key
+from aggregations.totals import (
+    COST,
+    TOKENS,
+    UNPRICED,
+    TableValue,
+    is_ranked,
+    split_key,
+    widen,
+)
 from aggregations.weeks import week_start_ms
 from streams import metrics
 from streams.store.keys import RedisKeys
@@ -31,10 +39,12 @@ return 0
 # Writes a batch of table values in one call: building each HSET and ZADD with redis-py's
 # pipeline cost ~25 µs of Python per command, which capped a writer at ~8,000 keys/s. An item
 # is [hash key, [field, value, ...], sorted set, score, member, [daily key, score, ...],
-# daily member]; every key name comes from RedisKeys in Python (an ACL key pattern still
-# applies to each call). Numbers travel as strings: Lua numbers are doubles. An unranked
-# member (the app of events without one, aggregations.totals.is_ranked) has "" for sorted
-# set and no daily keys: only its hash is written.
+# daily member, spend board, cost]; every key name comes from RedisKeys in Python (an ACL
+# key pattern still applies to each call). Numbers travel as strings: Lua numbers are
+# doubles. An unranked member (the app of events without one, aggregations.totals.is_ranked)
+# has "" for sorted set and spend board and no daily keys: only its hash is written. A
+# member none of whose tokens had a price has "" for cost: it is on no spend board (its
+# cost is unknown, not 0).
 _WRITE_VALUES = """
 local items = cjson.decode(ARGV[1])
 for i = 1, #items do
@@ -44,6 +54,13 @@ for i = 1, #items do
   local daily = item[6]
   for j = 1, #daily, 2 do
     redis.call('ZADD', daily[j], daily[j + 1], item[7])
+  end
+  if item[8] ~= '' then
+    if item[9] ~= '' then
+      redis.call('ZADD', item[8], item[9], item[5])
+    else
+      redis.call('ZREM', item[8], item[5])
+    end
   end
 end
 return #items
@@ -130,11 +147,12 @@ class SnapshotWriter:
     def _command(self, key: str, value: TableValue, only_days: Collection[str] | None) -> list[Any]:
         """One table value as the write script's item (see ``_WRITE_VALUES``)."""
         dimension, week, member = split_key(key)
-        counts: list[int] = value["c"]
+        counts: list[int] = widen(value["c"])
         keys = self.keys
         fields = [
             "tokens", str(counts[0]), "prompt", str(counts[1]), "completion", str(counts[2]),
             "calls", str(counts[3]), "late", str(counts[4]),
+            "cost_micro_usd", str(counts[COST]), "unpriced_tokens", str(counts[UNPRICED]),
         ]  # fmt: skip
         days: Mapping[str, list[int]] = value.get("d", {})
         if only_days is not None:
@@ -146,12 +164,17 @@ class SnapshotWriter:
             week_start = self._week_starts.get(week)
             if week_start is None:
                 week_start = self._week_starts[week] = str(week_start_ms(week))
-            return [keys.total(week), fields, keys.weeks, week_start, week, daily, member]
+            return [keys.total(week), fields, keys.weeks, week_start, week, daily, member, "", ""]
         meta = value.get("m")
         if meta:
             fields += ("name", meta[0], "vendor", meta[1], "country", meta[2])
         if not is_ranked(dimension, member):
-            return [keys.member(dimension, week, member), fields, "", fields[1], member, [], member]
+            return [
+                keys.member(dimension, week, member), fields, "", fields[1], member, [], member,
+                "", "",
+            ]  # fmt: skip
+        # On the spend board once some of its tokens had a price.
+        priced = counts[TOKENS] > counts[UNPRICED]
         return [
             keys.member(dimension, week, member),
             fields,
@@ -160,4 +183,6 @@ class SnapshotWriter:
             member,
             daily,
             member,
+            keys.spend_board(dimension, week),
+            str(counts[COST]) if priced else "",
         ]

@@ -19,6 +19,7 @@ from streams import metrics
 from streams.http.web import serve_health
 from streams.leader.ranker import Ranker
 from streams.leader.state_log import RankerStateLog
+from streams.prices import load_prices
 from streams.settings import Settings
 from streams.store.client import connect
 from streams.store.keys import RedisKeys
@@ -43,7 +44,11 @@ class Worker:
     def __init__(self, settings: Settings, health: socket.socket | None = None) -> None:
         self.settings = settings
         self.app = new_faust_app(settings)
-        self.pre = PreAggregator(settings, load_catalog(settings.catalog_path or None))
+        self.pre = PreAggregator(
+            settings,
+            load_catalog(settings.catalog_path or None),
+            prices=load_prices(settings.prices_path or None),
+        )
         #: OTLP spans from a Collector's Kafka topic to the usage topic (None: not configured)
         self.span_bridge = SpanBridge.for_settings(settings, self.pre.catalog)
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}"

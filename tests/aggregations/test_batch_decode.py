@@ -806,7 +806,15 @@ def test_country_codes(country: str | None, expected: str | None) -> None:
 def test_empty_optional_strings_mean_absent() -> None:
     """vendor, country and app "" are None in the counted fields; region "" is accepted."""
     raw = dumps(make_event(vendor="", app="", region="", country=""))
-    assert counted(assert_agrees([raw, GOOD])[0])[6:] == (None, None, None)
+    assert counted(assert_agrees([raw, GOOD])[0])[6:] == (None, None, None, 0)
+
+
+def test_cached_tokens_are_counted() -> None:
+    """cached_tokens is the tenth counted field (it prices the event), 0 when absent, on the
+    batch path as on decode_fields'."""
+    values = [dumps(make_event(event_id=f"c{i}", cached_tokens=i)) for i in range(20)]
+    results = assert_agrees([*values, GOOD])
+    assert [counted(r)[9] for r in results] == [*range(20), 0]
 
 
 def test_the_app_is_counted() -> None:

@@ -660,7 +660,7 @@ def outcome(
     if isinstance(result, UsageEvent):
         e = result
         return (e.event_id, e.ts_ms, e.model, e.prompt_tokens, e.completion_tokens, e.calls,
-                e.vendor, e.country, e.app)  # fmt: skip
+                e.vendor, e.country, e.app, e.cached_tokens)  # fmt: skip
     return result
 
 

@@ -18,8 +18,9 @@ from aggregations.partials import (
     group_by_partition,
     partition_for,
 )
+from aggregations.prices import PriceBook, event_cost
 from aggregations.totals import NO_APP, Partial, split_key
-from aggregations.weeks import day_id, week_end_ms, week_id, week_start_ms
+from aggregations.weeks import DAY_MS, day_id, week_end_ms, week_id, week_start_ms
 
 W47 = week_start_ms("2026-W47")
 HOUR = 3_600_000
@@ -47,7 +48,8 @@ def test_accumulator_sums_every_dimension() -> None:
     assert partials["app:2026-W47:"].days == partials["total:2026-W47:all"].days
     assert partials["app:2026-W47:"].meta is None
     total = partials["total:2026-W47:all"]
-    assert total.days == {"2026-11-16": [150, 150, 0, 2, 0]}
+    # Without prices every token is unpriced: cost 0, unpriced 150 (never "cost 0" alone).
+    assert total.days == {"2026-11-16": [150, 150, 0, 2, 0, 0, 150]}
     assert (total.source, total.block, total.end) == (3, 0, 1)
     assert partials["model:2026-W47:m1"].meta == ("Model", "V", "CN")
 
@@ -65,14 +67,14 @@ def test_apps_are_counted_apart_and_add_up_to_the_total() -> None:
         split_key(k)[2]: p.days["2026-11-16"] for k, p in partials.items() if k[:4] == "app:"
     }
     assert app_days == {
-        "support-bot": [25, 23, 2, 4, 0],
-        NO_APP: [28, 26, 2, 4, 0],
-        "coder": [13, 12, 1, 2, 0],
-        "a:b:c": [15, 14, 1, 2, 0],
-        "model:x": [17, 16, 1, 2, 0],
+        "support-bot": [25, 23, 2, 4, 0, 0, 25],
+        NO_APP: [28, 26, 2, 4, 0, 0, 28],
+        "coder": [13, 12, 1, 2, 0, 0, 13],
+        "a:b:c": [15, 14, 1, 2, 0, 0, 15],
+        "model:x": [17, 16, 1, 2, 0, 0, 17],
     }
     total = partials["total:2026-W47:all"].days["2026-11-16"]
-    assert [sum(c[i] for c in app_days.values()) for i in range(5)] == total
+    assert [sum(c[i] for c in app_days.values()) for i in range(7)] == total
 
 
 def test_drain_is_cumulative_within_a_block() -> None:
@@ -164,6 +166,21 @@ def test_flush_sends_one_record_to_every_partition() -> None:
     assert sum(not r.partials for r in decoded.values()) == 8 - len(grouped)
 
 
+#: m1 priced all along, at a price that changes on W47's Thursday; m2 priced from W48 on
+#: (unpriced before); m3 never priced.
+PRICES = PriceBook.from_mapping(
+    {
+        "prices": [
+            {"model": "m1", "from": "2026-01-01", "input": "0.27", "output": "1.10",
+             "cached_input": "0.07"},
+            {"model": "m1", "from": "2026-11-19", "input": "0.123457", "output": "3"},
+            {"model": "m2", "from": "2026-11-23", "input": "15", "output": "75",
+             "cached_input": "1.5"},
+        ]
+    }
+)  # fmt: skip
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     st.lists(
@@ -174,26 +191,56 @@ def test_flush_sends_one_record_to_every_partition() -> None:
             st.integers(0, 10_000),
             st.booleans(),  # drain after this event
             st.sampled_from([NO_APP, "chat", "coder"]),
+            st.integers(0, 12_000),  # cached tokens (more than the prompt counts as it)
         ),
         min_size=1,
         max_size=60,
     )
 )
 def test_drained_partials_equal_naive_cumulative_sums(
-    events: list[tuple[int, str, str, int, bool, str]],
+    events: list[tuple[int, str, str, int, bool, str, int]],
 ) -> None:
-    """At every drain, each touched key carries exactly the block's running sums so far."""
-    acc = BlockAccumulator(source=0, block=0, grace_ms=HOUR)
+    """At every drain, each touched key carries exactly the block's running sums so far:
+    tokens, counts, and the cost of the priced events (each rounded once, by event_cost,
+    at its day's price) next to the tokens of the unpriced ones."""
+    acc = BlockAccumulator(source=0, block=0, grace_ms=HOUR, prices=PRICES)
     naive: dict[str, dict[str, list[int]]] = defaultdict(dict)
     latest: dict[str, Partial] = {}
-    for offset, (ts, model, country, tokens, drain, app) in enumerate(events):
-        late = acc.add(offset, W47 + ts, model, "V", country, "Model", tokens, 1, 1, app)
+    for offset, (ts, model, country, tokens, drain, app, cached) in enumerate(events):
+        late = acc.add(offset, W47 + ts, model, "V", country, "Model", tokens, 1, 1, app, cached)
         week, day = week_id(W47 + ts), day_id(W47 + ts)
+        rates = PRICES.rates(model, (W47 + ts) // DAY_MS)
+        cost = event_cost(tokens, 1, cached, rates) if rates else 0
+        unpriced = 0 if rates else tokens + 1
         for key in (f"model:{week}:{model}", f"country:{week}:{country}",
                     f"vendor:{week}:V", f"app:{week}:{app}", f"total:{week}:all"):  # fmt: skip
-            bucket = naive[key].setdefault(day, [0, 0, 0, 0, 0])
-            for i, value in enumerate((tokens + 1, tokens, 1, 1, int(late))):
+            bucket = naive[key].setdefault(day, [0, 0, 0, 0, 0, 0, 0])
+            for i, value in enumerate((tokens + 1, tokens, 1, 1, int(late), cost, unpriced)):
                 bucket[i] += value
         if drain or offset == len(events) - 1:
             latest.update({p.key: p for p in acc.drain()})
     assert {k: dict(p.days) for k, p in latest.items()} == dict(naive)
+
+
+def test_cost_is_rounded_once_per_event_half_to_even() -> None:
+    """Each event's cost is rounded to the micro-dollar once, half to even; the sums are
+    sums of those integers, and a cached prompt token costs the cached-input price."""
+    book = PriceBook.from_mapping(
+        {"prices": [{"model": "m1", "from": "2026-01-01", "input": "0.5", "output": "1.5",
+                     "cached_input": "0.25"}]}
+    )  # fmt: skip
+    acc = BlockAccumulator(source=0, block=0, grace_ms=HOUR, prices=book)
+    # 1 prompt token at $0.5/M is 0.5 micro-dollars: rounded to 0 (even), 3 tokens (1.5) to 2,
+    # 5 tokens (2.5) to 2.
+    acc.add(0, W47, "m1", "V", "US", "M", 1, 0, 1)
+    acc.add(1, W47, "m1", "V", "US", "M", 3, 0, 1)
+    acc.add(5, W47, "m1", "V", "US", "M", 5, 0, 1)
+    # 4 prompt tokens of which 2 cached, 1 completion: 2 x 0.5 + 2 x 0.25 + 1.5 = 3.
+    acc.add(2, W47, "m1", "V", "US", "M", 4, 1, 1, NO_APP, 2)
+    # A model without a price: its tokens are unpriced, its cost is not 0 but unknown.
+    acc.add(3, W47, "m9", "V", "US", "M", 7, 3, 1)
+    partials = {p.key: p.days["2026-11-16"] for p in acc.drain()}
+    assert partials["model:2026-W47:m1"][5:] == [0 + 2 + 2 + 3, 0]
+    assert partials["model:2026-W47:m9"][5:] == [0, 10]
+    assert partials["total:2026-W47:all"][5:] == [7, 10]
+    assert partials["app:2026-W47:"][5:] == [7, 10]

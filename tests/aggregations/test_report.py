@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -139,8 +141,20 @@ def test_seed_report_shape(seed_report: dict[str, Any]) -> None:
         "models",
         "dropped",
         "entered",
+        "spend",
     ]
     assert set(seed_report["total"]) == {"tokens", "prev_tokens", "wow_pct", "growth_streak"}
+    assert list(seed_report["spend"]) == [
+        "cost_micro_usd", "unpriced_tokens", "unpriced_pct", "countries",
+    ]  # fmt: skip
+    assert {frozenset(c) for c in seed_report["spend"]["countries"]} == {
+        frozenset(
+            {"country", "cost_micro_usd", "unpriced_tokens", "spend_share_pct", "token_share_pct"}
+        )
+    }
+    assert [c["country"] for c in seed_report["spend"]["countries"]] == [
+        c["country"] for c in seed_report["countries"]
+    ]
     assert {frozenset(c) for c in seed_report["countries"]} == {
         frozenset({"country", "tokens", "prev_tokens", "wow_pct", "rank"})
     }
@@ -382,6 +396,93 @@ def test_rank_move(rank: int | None, prev_rank: int | None, text: str) -> None:
 def test_ordinal(n: int, text: str) -> None:
     """English ordinal suffixes, including the 11th-13th exceptions."""
     assert ordinal(n) == text
+
+
+#: List prices (USD per million input, output tokens) of the seed's priced models in 2026-W47,
+#: as aggregations/data/prices.json has them; the other seed models have no price.
+SEED_PRICES = {
+    "anthropic/claude-sonnet-4.6": (3, 15),
+    "google/gemini-3-flash": (Fraction(1, 2), 3),
+    "openai/gpt-5.1": (Fraction(5, 4), 10),
+    "x-ai/grok-4.1-fast": (Fraction(1, 5), Fraction(1, 2)),
+}
+
+
+@pytest.fixture(scope="module")
+def priced_seed_report(seed: tuple[dict[str, WeekData], dict[str, ModelMeta]]) -> dict[str, Any]:
+    """The seed report with the seed week's spend: each cell priced as the replay splits it
+    (three quarters prompt), computed here in exact fractions."""
+    weeks, meta = seed
+    week = weeks["2026-W47"]
+    spend: dict[str, list[int]] = {}
+    cost = 0
+    for model, tokens in week.models.items():
+        country = meta[model].country
+        bucket = spend.setdefault(country, [0, 0])
+        if model not in SEED_PRICES:
+            bucket[1] += tokens
+            continue
+        price_in, price_out = SEED_PRICES[model]
+        prompt = tokens * 3 // 4
+        micro = Fraction(prompt) * price_in + Fraction(tokens - prompt) * price_out
+        assert micro.denominator == 1
+        bucket[0] += int(micro)
+        cost += int(micro)
+    priced = replace(
+        week,
+        cost=cost,
+        unpriced=sum(u for _, u in spend.values()),
+        country_spend={c: (v[0], v[1]) for c, v in spend.items()},
+    )
+    return build_report("2026-W47", {**weeks, "2026-W47": priced}, meta, top_n=10)
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("spend.cost_micro_usd", 16_242_000_000_000),
+        ("spend.unpriced_tokens", 24_070_000_000_000),
+        ("spend.unpriced_pct", 83.29),
+        ("spend.countries.0.country", "CN"),
+        ("spend.countries.0.cost_micro_usd", None),
+        ("spend.countries.0.unpriced_tokens", 9_223_000_000_000),
+        ("spend.countries.0.spend_share_pct", None),
+        ("spend.countries.0.token_share_pct", 31.91),
+        ("spend.countries.1.country", "US"),
+        ("spend.countries.1.cost_micro_usd", 16_242_000_000_000),
+        ("spend.countries.1.unpriced_tokens", 100_000_000_000),
+        ("spend.countries.1.spend_share_pct", 100.0),
+        ("spend.countries.1.token_share_pct", 17.06),
+    ],
+)
+def test_seed_week_spend_facts(
+    priced_seed_report: dict[str, Any], path: str, expected: object
+) -> None:
+    """The seed week's spend: US models all of the known spend for 17 % of the tokens, the
+    Chinese models' spend unknown (no price), never 0; the other facts are untouched."""
+    value = pick(priced_seed_report, path)
+    if isinstance(expected, float):
+        assert value == pytest.approx(expected, abs=0.01)
+    else:
+        assert value == expected
+
+
+def test_render_seed_week_spend_line(
+    seed_report: dict[str, Any], priced_seed_report: dict[str, Any]
+) -> None:
+    """The spend line follows the seed week's sentences, which it leaves as they were; a
+    report whose week had no price says the spend is unknown rather than $0."""
+    lines = render_text(priced_seed_report).splitlines()
+    assert lines[:3] == render_text(seed_report).splitlines()[:3]
+    assert lines[3] == (
+        "Spend ≥$16.2M (83.3% of tokens without a price): China (CN) models: spend unknown,"
+        " 31.9% of tokens; United States (US) models 100.0% of spend, 17.1% of tokens."
+    )
+    assert render_text(seed_report).splitlines()[3] == (
+        "Spend unknown: no token of the week had a price."
+    )
+    unchanged = {k: v for k, v in priced_seed_report.items() if k != "spend"}
+    assert unchanged == {k: v for k, v in seed_report.items() if k != "spend"}
 
 
 def test_render_seed_week_summary(seed_report: dict[str, Any]) -> None:

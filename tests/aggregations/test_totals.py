@@ -168,3 +168,58 @@ def test_only_the_no_app_member_is_unranked(dimension: str, member: str, ranked:
     event can give (1 to 256 characters) is ranked, and so is every other member."""
     assert is_ranked(dimension, member) is ranked
     assert UNRANKED_MEMBERS == {"app": NO_APP} and NO_APP == ""
+
+
+# Cost counts and values written before they existed -------------------------------------------
+def priced(days: dict[str, list[int]], block: int = 0, end: int = 10) -> Partial:
+    """A partial of today's shape (seven counts per day)."""
+    return make_partial(block, end, days=days)
+
+
+def test_counts_carry_cost_and_unpriced_tokens() -> None:
+    """The fold adds cost and unpriced tokens like every other count."""
+    value = fold(
+        priced({DAY: [100, 75, 25, 1, 0, 40, 0]}),
+        priced({DAY: [130, 95, 35, 2, 0, 52, 10]}, end=20),
+        priced({DAY: [10, 5, 5, 1, 0, 0, 10]}, block=1, end=3),
+    )
+    assert value is not None
+    counts = counts_of(value)
+    assert (counts["tokens"], counts["cost_micro_usd"], counts["unpriced_tokens"]) == (140, 52, 20)
+
+
+def test_old_partials_count_as_unpriced() -> None:
+    """A partial of a version without cost (five counts) has no priced token: cost 0 and
+    every token unpriced, never a cost of 0 for priced tokens."""
+    value = apply_partial(None, make_partial(0, 10, 100))
+    assert value is not None
+    assert counts_of(value)["cost_micro_usd"] == 0
+    assert counts_of(value)["unpriced_tokens"] == 100
+    assert value["d"][DAY][5:] == [0, 100]
+
+
+def test_a_block_counted_again_with_prices_replaces_its_unpriced_tokens() -> None:
+    """Upgrade in the middle of a block: the old stage 1 sent the block's first part without
+    cost, the new one replays the block from its start with prices. The difference is taken
+    against the old partial read as unpriced, so the block ends priced, exactly."""
+    value = fold(make_partial(0, 10, 100), priced({DAY: [150, 112, 38, 2, 0, 90, 0]}, end=20))
+    assert value is not None
+    counts = counts_of(value)
+    assert (counts["tokens"], counts["cost_micro_usd"], counts["unpriced_tokens"]) == (150, 90, 0)
+
+
+def test_a_value_stored_before_cost_existed_is_widened_whole() -> None:
+    """A table value of an older version (five counts in c, d and src) is read as all
+    unpriced before the next partial is added; its stored form is today's afterwards."""
+    old: TableValue = {
+        "c": [100, 75, 25, 1, 0],
+        "d": {DAY: [100, 75, 25, 1, 0]},
+        "ts": 1,
+        "src": {"0": [0, 10, {DAY: [100, 75, 25, 1, 0]}]},
+    }
+    value = apply_partial(old, priced({DAY: [20, 15, 5, 1, 0, 8, 0]}, block=1, end=4))
+    assert value is not None
+    assert value["c"] == [120, 90, 30, 2, 0, 8, 100]
+    assert value["d"][DAY] == [120, 90, 30, 2, 0, 8, 100]
+    assert value["src"]["0"] == [1, 4, {DAY: [20, 15, 5, 1, 0, 8, 0]}]
+    assert counts_of(old | {"c": [5, 4, 1, 1, 0]})["unpriced_tokens"] == 5

@@ -114,8 +114,10 @@ async def test_apps_are_counted_ranked_published_served_and_exported(
         "support-bot": 6000, "coder": 4000, LOOKALIKE: 500, "a:b": 200,
     }  # fmt: skip
     no_app = await redis_client.hgetall(keys.member("app", WEEK, NO_APP))
+    # The model has no price: the tokens are unpriced, their cost unknown (not 0).
     assert {k: int(v) for k, v in no_app.items()} == {
         "tokens": 10_000, "prompt": 7500, "completion": 2500, "calls": 10, "late": 0,
+        "cost_micro_usd": 0, "unpriced_tokens": 10_000,
     }  # fmt: skip
     total = int(await redis_client.hget(keys.total(WEEK), "tokens"))
     assert total == 10_000 + 6000 + 4000 + 500 + 200

@@ -110,6 +110,11 @@ def by_testid(driver: WebDriver, name: str) -> Any:
     return driver.find_element(By.CSS_SELECTOR, f'[data-testid="{name}"]')
 
 
+def row_texts(driver: WebDriver, name: str) -> list[str]:
+    """The text of every element with ``data-testid=name``, in page order."""
+    return [e.text for e in driver.find_elements(By.CSS_SELECTOR, f'[data-testid="{name}"]')]
+
+
 async def publish_ranking_change(settings: Settings, member: str) -> dict[str, Any]:
     """Publish a new-leader event, shaped by rank_changes, straight to the rankings topic."""
     before = [Ranked(1, "deepseek/deepseek-v4-flash", 3_430_000_000_000)]
@@ -140,6 +145,19 @@ async def send_app_events(settings: Settings) -> None:
         await producer.send_many(events)
 
 
+async def send_priced_app_events(settings: Settings) -> None:
+    """Two GPT-5.1 events of support-bot in the seed week, half their prompt cached: at its
+    list price ($1.25, $10 and $0.125 per million) each costs exactly $2.55."""
+    start = week_start_ms(SEED_WEEK) + 2 * 86_400_000
+    events = [
+        UsageEvent(f"priced-app-{i}", start + i * 1000, "openai/gpt-5.1", 800_000, 200_000,
+                   cached_tokens=400_000, app="support-bot")
+        for i in range(2)
+    ]  # fmt: skip
+    async with UsageProducer(settings) as producer:
+        await producer.send_many(events)
+
+
 async def test_dashboard_shows_the_seed_week_and_live_changes(
     settings: Settings,
     start_worker: StartWorker,
@@ -147,8 +165,8 @@ async def test_dashboard_shows_the_seed_week_and_live_changes(
     api_url: str,
     browser: WebDriver,
 ) -> None:
-    """The page shows the seed week's #1, the country chart, a new change and the app board
-    without reload."""
+    """The page shows the seed week's #1, the country chart, a new change, the app board and,
+    with the Spend toggle, the models and apps ranked by spend, without reload."""
     await ensure_topics(settings)
     start_worker("w1")
     await produce_scenario(settings, seed_scenario, 5, show=False)
@@ -235,3 +253,53 @@ async def test_dashboard_shows_the_seed_week_and_live_changes(
     assert await asyncio.to_thread(browser.save_screenshot, str(OUTPUT / "dashboard.png"))
     browser.execute_script("document.querySelector('section.apps').scrollIntoView();")
     assert await asyncio.to_thread(browser.save_screenshot, str(OUTPUT / "dashboard-apps.png"))
+
+    # Spend: the toggle ranks models and apps by spend (the seed prices only its US leaders) -
+    await wait_until(
+        browser, lambda d: by_testid(d, "global-spend").text == "≥$16.2M", "the week's spend"
+    )
+    await send_priced_app_events(settings)
+    by_testid(browser, "measure-spend").click()
+    spend_rows = await wait_until(
+        browser,
+        lambda d: (
+            (rows := row_texts(d, "model-row"))
+            and len(rows) == 4
+            and by_testid(d, "models-amount").text.lower() == "spend"
+            and rows
+        ),
+        "the models ranked by spend",
+    )
+    assert "Claude Sonnet 4.6" in spend_rows[0] and "$11.4M" in spend_rows[0]
+    assert "GPT-5.1" in spend_rows[1] and "$3.09M" in spend_rows[1]
+    assert "Gemini 3 Flash" in spend_rows[2] and "Grok 4.1 Fast" in spend_rows[3]
+    assert not any("DeepSeek" in row for row in spend_rows)  # no price: not ranked by spend
+    caption = browser.find_element(By.ID, "models-caption").text
+    assert "by spend" in caption and "≥$16.2M" in caption and "72 models without a price" in caption
+    assert by_testid(browser, "measure-spend").get_attribute("aria-pressed") == "true"
+    # support-bot spent $5.10 on GPT-5.1 (and more tokens without a price: a lower bound);
+    # coder's tokens all had no price, so it is on no spend board.
+    app_rows = await wait_until(
+        browser,
+        lambda d: (
+            row_texts(d, "app-row") if by_testid(d, "apps-amount").text.lower() == "spend" else None
+        ),
+        "the apps ranked by spend",
+    )
+    assert len(app_rows) == 1
+    assert app_rows[0].split()[:3] == ["1", "new", "support-bot"] and "≥$5.1" in app_rows[0]
+    assert "1 apps without a price" in browser.find_element(By.ID, "apps-caption").text
+    browser.execute_script("window.scrollTo(0, 0);")
+    assert await asyncio.to_thread(browser.save_screenshot, str(OUTPUT / "dashboard-spend.png"))
+    # Back to tokens: the token board as before.
+    by_testid(browser, "measure-tokens").click()
+    await wait_until(
+        browser,
+        lambda d: (
+            (rows := d.find_elements(By.CSS_SELECTOR, '[data-testid="model-row"]'))
+            and "DeepSeek-V4-Flash" in rows[0].text
+            and by_testid(d, "models-amount").text.lower() == "tokens"
+        ),
+        "the models ranked by tokens again",
+    )
+    assert browser.execute_script("return window.tokenboardTestMarker;") == "same page"

@@ -596,8 +596,11 @@ async def redis_loss(
 
 
 # Key kinds only the snapshot writers write (the progress hash is the tables' too).
-WRITTEN_KINDS = ("lb", "day", "weeks", "watermark", "progress")
-WRITER_FIELDS = {"tokens", "prompt", "completion", "calls", "late", "name", "vendor", "country"}
+WRITTEN_KINDS = ("lb", "spend", "day", "weeks", "watermark", "progress")
+WRITER_FIELDS = {
+    *("tokens", "prompt", "completion", "calls", "late", "name", "vendor", "country"),
+    *("cost_micro_usd", "unpriced_tokens"),
+}
 
 
 def split_view(view: dict[str, object]) -> tuple[dict[str, object], dict[str, object]]:

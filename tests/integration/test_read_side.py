@@ -11,6 +11,7 @@ import json
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable
+from fractions import Fraction
 from typing import Any
 
 import orjson
@@ -22,7 +23,8 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from aggregations.scenario import Scenario
+from aggregations.scenario import Scenario, replay_events
+from aggregations.weeks import week_id
 from streams.cli.main import main
 from streams.dev.replay import produce_scenario, wait_for_pipeline
 from streams.http.api import build_api_app
@@ -50,6 +52,46 @@ DEEPSEEK_WEEKS = [
 TOTAL_W46 = 26_908_000_000_000
 TOTAL_W47 = 28_900_000_000_000
 SPEC_URI = "urn:tokenboard:openapi"
+#: The shipped list prices (USD per million input, output, cached input tokens) of the seed's
+#: priced models in 2026-W47 (aggregations/data/prices.json); its other models have none.
+SEED_PRICES = {
+    "anthropic/claude-sonnet-4.6": (Fraction(3), Fraction(15), Fraction("0.30")),
+    "google/gemini-3-flash": (Fraction("0.50"), Fraction(3), Fraction("0.05")),
+    "openai/gpt-5.1": (Fraction("1.25"), Fraction(10), Fraction("0.125")),
+    "x-ai/grok-4.1-fast": (Fraction("0.20"), Fraction("0.50"), Fraction("0.05")),
+}
+#: The seed report's opening lines: the seed week's facts, then its spend line.
+SEED_REPORT_HEAD = [
+    "2026-W47: 28.9T tokens, +7.4% week over week, the 5th consecutive week of growth.",
+    "China (CN) 9.223T (+19.8%) leads United States (US) 4.93T (+16.0%),"
+    " the 4th straight week ahead.",
+    "#1 DeepSeek-V4-Flash 3.43T (+66.0%), up from #2.",
+    "Spend ≥$16.2M (83.3% of tokens without a price): China (CN) models: spend unknown,"
+    " 31.9% of tokens; United States (US) models 100.0% of spend, 17.1% of tokens.",
+]
+
+
+def seed_spend(scenario: Scenario, events_per_cell: int) -> dict[tuple[str, str], list[int]]:
+    """(dimension, member) -> [cost, unpriced tokens] of the seed week as replayed, each
+    event's exact cost in micro-dollars rounded half to even (computed here, in fractions)."""
+    sums: dict[tuple[str, str], list[int]] = {}
+    for event in replay_events(scenario, events_per_cell):
+        if week_id(event.ts_ms) != SEED_WEEK:
+            continue
+        prices = SEED_PRICES.get(event.model)
+        cost = (
+            round(event.prompt_tokens * prices[0] + event.completion_tokens * prices[1])
+            if prices
+            else 0
+        )
+        unpriced = 0 if prices else event.tokens
+        for key in (("model", event.model), ("country", str(event.country)), ("total", "all")):
+            bucket = sums.setdefault(key, [0, 0])
+            bucket[0] += cost
+            bucket[1] += unpriced
+    return sums
+
+
 EVENT_LINE = re.compile(r"^\d{4}-W\d{2} (model|country|vendor) +[★↑↓] .+")
 
 
@@ -170,6 +212,9 @@ async def test_cli_api_and_openapi_over_the_seed_replay(
     assert apps.splitlines()[0] == (
         f"{SEED_WEEK} · top 0 apps of 0 · total 28.9T · (no app) 28.9T, not ranked"
     )
+    # The seed report reads as before, its spend line after the week's facts.
+    text = await run_cli(capsys, readonly_settings, "report", "--week", SEED_WEEK)
+    assert text.splitlines()[:4] == SEED_REPORT_HEAD
     exported = await run_cli(capsys, readonly_settings, "export", "--week", SEED_WEEK)
     header, first_line = exported.splitlines()[:2]
     assert header.startswith("rank,model,name,vendor,country,tokens,")
@@ -193,6 +238,7 @@ async def test_cli_api_and_openapi_over_the_seed_replay(
         spec = Conformance(await (await client.get("/openapi.json")).json())
         assert spec.document == openapi_document()
         await check_api_routes(client, spec, readonly_settings)
+        await check_seed_spend(client, spec, seed_scenario)
         await check_api_errors(client, spec)
         ready, event = await first_sse_messages(client, "/v1/events/stream?backlog=2", 2)
         assert ready.startswith("event: ready")
@@ -209,6 +255,43 @@ async def test_cli_api_and_openapi_over_the_seed_replay(
         )
     documented = {path for path in spec.document["paths"] if path.startswith("/v1/")}
     assert documented - {"/v1/events/stream"} <= {t for t, _ in spec.checked}
+
+
+async def check_seed_spend(client: Client, spec: Conformance, scenario: Scenario) -> None:
+    """The seed week's spend, exact to the micro-dollar: the spend board of models and
+    countries, the report's spend and the boards' totals; an unpriced model's cost is
+    unknown (null), never 0."""
+    expected = seed_spend(scenario, 5)
+    cost, unpriced = expected[("total", "all")]
+    assert (cost > 0, unpriced) == (True, 24_070_000_000_000)
+    board = await get_json(
+        client, spec, "/v1/leaderboard/{dimension}", "/v1/leaderboard/model?by=spend&n=100"
+    )
+    assert {r["model"]: r["cost_micro_usd"] for r in board["rows"]} == {
+        m: v[0] for (d, m), v in expected.items() if d == "model" and m in SEED_PRICES
+    }
+    assert [r["model"] for r in board["rows"]] == [
+        "anthropic/claude-sonnet-4.6", "openai/gpt-5.1", "google/gemini-3-flash",
+        "x-ai/grok-4.1-fast",
+    ]  # fmt: skip
+    assert (board["total_cost_micro_usd"], board["unpriced_tokens"]) == (cost, unpriced)
+    assert (board["ranked"], board["unpriced_members"]) == (4, 72)
+    countries = await get_json(
+        client, spec, "/v1/leaderboard/{dimension}", "/v1/leaderboard/country?n=3"
+    )
+    assert [(r["country"], r["cost_micro_usd"]) for r in countries["rows"]] == [
+        ("CN", None), ("US", expected[("country", "US")][0]), ("FR", None),
+    ]  # fmt: skip
+    report = await get_json(client, spec, "/v1/report", f"/v1/report?week={SEED_WEEK}")
+    assert (report["spend"]["cost_micro_usd"], report["spend"]["unpriced_tokens"]) == (
+        cost, unpriced,
+    )  # fmt: skip
+    assert report["spend"]["countries"][:2] == [
+        {"country": "CN", "cost_micro_usd": None, "unpriced_tokens": 9_223_000_000_000,
+         "spend_share_pct": None, "token_share_pct": 9_223 / 28_900 * 100},
+        {"country": "US", "cost_micro_usd": cost, "unpriced_tokens": 100_000_000_000,
+         "spend_share_pct": 100.0, "token_share_pct": 4_930 / 28_900 * 100},
+    ]  # fmt: skip
 
 
 async def check_api_routes(client: Client, spec: Conformance, settings: Settings) -> None:

@@ -40,6 +40,8 @@ ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 BLOCK = re.compile(r"```(sh|console)\n(.*?)```", re.DOTALL)
 SEED_TOP3 = ["deepseek/deepseek-v4-flash", "tencent/hy3-preview", "anthropic/claude-sonnet-4.6"]
+#: The seed week's top 3 by spend: its priced models are the four US leaders.
+SPEND_TOP3 = ["anthropic/claude-sonnet-4.6", "openai/gpt-5.1", "google/gemini-3-flash"]
 
 #: Commands that are not run, by their first words, and why.
 SKIPPED = {
@@ -265,6 +267,11 @@ def checks() -> dict[str, Callable[[Command, str], None]]:
     def seed_top3(command: Command, out: str) -> None:
         assert [row["model"] for row in json.loads(out)["rows"]] == SEED_TOP3
 
+    def spend_top3(command: Command, out: str) -> None:
+        board = json.loads(out)
+        assert board["by"] == "spend" and [r["model"] for r in board["rows"]] == SPEND_TOP3
+        assert all(r["cost_micro_usd"] > 0 for r in board["rows"])
+
     def report_json(command: Command, out: str) -> None:
         body: dict[str, Any] = json.loads(out)
         assert body["week"] == "2026-W47" and body["models"][0]["model"] == SEED_TOP3[0]
@@ -277,6 +284,7 @@ def checks() -> dict[str, Callable[[Command, str], None]]:
         "tokenboard top -n 5": same_table,
         "tokenboard top --by country -n 3": same_table,
         "tokenboard top --dim app -n 3": same_table,
+        "tokenboard top --by spend -n 5": same_table,
         "tokenboard history --model": shown_lines,
         "tokenboard report --week 2026-W47": the_report,
         "curl -X POST localhost:8081/v1/events -H 'Content-Type: application/json' \\\n  -d '{": (
@@ -286,6 +294,8 @@ def checks() -> dict[str, Callable[[Command, str], None]]:
             the_207
         ),
         "printf": two_accepted,
+        # The longer prefix first: the spend board's curl would match the shorter one too.
+        "curl -s 'http://127.0.0.1:8080/v1/leaderboard/model?week=2026-W47&by=spend": spend_top3,
         "curl -s 'http://127.0.0.1:8080/v1/leaderboard/model": seed_top3,
         "curl -s 'http://127.0.0.1:8080/v1/report": report_json,
         "curl -s 'http://127.0.0.1:8080/v1/dead-letters": dead_letters,

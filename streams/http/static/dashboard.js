@@ -10,8 +10,11 @@ const PALETTE = [
   "#0891b2", "#db2777", "#65a30d", "#94a3b8",
 ];
 const UNITS = [[10n ** 12n, "T"], [10n ** 9n, "B"], [10n ** 6n, "M"], [10n ** 3n, "K"]];
+const USD_UNITS = [[1n, ""], [10n ** 3n, "k"], [10n ** 6n, "M"], [10n ** 9n, "B"], [10n ** 12n, "T"]];
+const MICRO = 1000000n;
 
-const state = { week: "current", chart: null, seen: new Set(), refreshing: false };
+// measure: what the boards are ranked by, "tokens" or "spend" (the toggle in the header).
+const state = { week: "current", measure: "tokens", chart: null, seen: new Set(), refreshing: false, again: false };
 
 // Formatting (mirrors aggregations/report.py) -------------------------------------------
 // BigInt: token counts times 1000 exceed the integers a double holds exactly.
@@ -32,6 +35,59 @@ function formatTokens(value) {
     return `${sign}${whole}${digits ? "." + digits : ""}${suffix}`;
   }
   return `${sign}${n}`;
+}
+
+// Micro-dollars, three significant digits (mirrors aggregations/prices.py format_usd).
+function formatUsd(value) {
+  let n = BigInt(value);
+  const sign = n < 0n ? "-" : "";
+  if (n < 0n) n = -n;
+  if (n === 0n) return "$0";
+  if (n < 10000n) return `${sign}<$0.01`;
+  const cents = (n + 5000n) / 10000n;
+  if (cents < 100n) return `${sign}$0.${String(cents).padStart(2, "0")}`;
+  for (let i = 0; i < USD_UNITS.length; i++) {
+    const unit = USD_UNITS[i][0] * MICRO;
+    const bigger = i + 1 < USD_UNITS.length ? USD_UNITS[i + 1][0] * MICRO : null;
+    if (bigger !== null && n >= bigger) continue;
+    let scaled = 0n;
+    for (const decimals of [2n, 1n, 0n]) {
+      const step = unit / 10n ** decimals;
+      scaled = (n + step / 2n) / step;
+      if (scaled < 1000n) {
+        const whole = scaled / 10n ** decimals;
+        const fraction = String(scaled % 10n ** decimals).padStart(Number(decimals), "0");
+        const text = decimals ? `${whole}.${fraction}`.replace(/0+$/, "").replace(/\.$/, "") : `${whole}`;
+        return `${sign}$${text}${USD_UNITS[i][1]}`;
+      }
+    }
+    if (bigger !== null) return `${sign}$1${USD_UNITS[i + 1][1]}`;
+    return `${sign}$${scaled}${USD_UNITS[i][1]}`;
+  }
+  return `${sign}$${n}`;
+}
+
+// A cost as the API gives it: null is unknown (no price), never $0; ≥ marks a lower bound.
+function costText(cost, unpriced) {
+  if (cost === null || cost === undefined) return "unknown";
+  return (unpriced > 0 ? "≥" : "") + formatUsd(cost);
+}
+
+// The amount cell of a row: tokens, or its spend, whichever the board is ranked by.
+function amountCell(row, bySpend) {
+  if (!bySpend) return el("td", { class: "num tokens", textContent: formatTokens(row.tokens) });
+  const unknown = row.cost_micro_usd === null;
+  return el("td", {
+    class: `num tokens${unknown ? " unknown" : ""}`,
+    title: `${formatTokens(row.tokens)} tokens${row.unpriced_tokens ? `, ${formatTokens(row.unpriced_tokens)} without a price` : ""}`,
+    textContent: costText(row.cost_micro_usd, row.unpriced_tokens),
+  });
+}
+
+function spendCaption(board, plural) {
+  const spend = costText(board.total_cost_micro_usd, board.unpriced_tokens);
+  const without = board.unpriced_members ? ` · ${board.unpriced_members} ${plural} without a price` : "";
+  return `${board.week} · by spend · ${board.ranked} ${plural} · ${spend}${without}`;
 }
 
 function formatPct(pct) {
@@ -75,6 +131,10 @@ function renderHeader(report, overview) {
   const streak = total.growth_streak;
   document.querySelector('[data-testid="growth-streak"]').textContent =
     streak === 1 ? "1 week" : `${streak} weeks`;
+  const spend = report.spend;
+  document.querySelector('[data-testid="global-spend"]').textContent = spend
+    ? costText(spend.cost_micro_usd, spend.unpriced_tokens)
+    : "–";
 
   const select = document.getElementById("week-select");
   const wanted = ["current", ...overview.weeks.slice().reverse()];
@@ -90,18 +150,25 @@ function renderHeader(report, overview) {
 }
 
 // Top models -------------------------------------------------------------------------------
+// In spend mode the boards are /v1/leaderboard/...?by=spend: ranks, moves, WoW and shares
+// are those of spend, and only the members with a price are ranked.
 function renderModels(board) {
+  const bySpend = board.by === "spend";
   const body = document.querySelector('[data-testid="top-models"] tbody');
-  document.getElementById("models-caption").textContent =
-    `${board.week} · ${board.ranked} models · ${formatTokens(board.total_tokens)} tokens`;
+  document.querySelector('[data-testid="models-amount"]').textContent = bySpend ? "Spend" : "Tokens";
+  document.getElementById("models-caption").textContent = bySpend
+    ? spendCaption(board, "models")
+    : `${board.week} · ${board.ranked} models · ${formatTokens(board.total_tokens)} tokens`;
   if (!board.rows.length) {
-    body.replaceChildren(el("tr", { class: "empty" }, el("td", { colSpan: 7, textContent: "No traffic yet" })));
+    const empty = bySpend ? "No model with a price yet" : "No traffic yet";
+    body.replaceChildren(el("tr", { class: "empty" }, el("td", { colSpan: 7, textContent: empty })));
     return;
   }
   body.replaceChildren(
     ...board.rows.map((row) => {
+      const pct = bySpend ? row.spend_wow_pct : row.wow_pct;
       const move = board.has_previous ? row.move : "–";
-      const wow = board.has_previous ? formatPct(row.wow_pct) : "–";
+      const wow = board.has_previous ? formatPct(pct) : "–";
       return el(
         "tr",
         { "data-testid": "model-row", "data-model": row.model },
@@ -110,8 +177,8 @@ function renderModels(board) {
         el("td", { class: "name", title: row.model, textContent: row.name }),
         el("td", { textContent: row.vendor }),
         el("td", { textContent: row.country }),
-        el("td", { class: "num tokens", textContent: formatTokens(row.tokens) }),
-        el("td", { class: `num ${row.wow_pct > 0 ? "up" : row.wow_pct < 0 ? "down" : ""}`, textContent: wow })
+        amountCell(row, bySpend),
+        el("td", { class: `num ${pct > 0 ? "up" : pct < 0 ? "down" : ""}`, textContent: wow })
       );
     })
   );
@@ -120,31 +187,38 @@ function renderModels(board) {
 // Top apps ---------------------------------------------------------------------------------
 // Events without an app are counted (the board's unranked_tokens) but have no row.
 function renderApps(board) {
+  const bySpend = board.by === "spend";
   const body = document.querySelector('[data-testid="top-apps"] tbody');
   const unranked = board.unranked_tokens ? ` · (no app) ${formatTokens(board.unranked_tokens)} not ranked` : "";
-  document.getElementById("apps-caption").textContent = `${board.week} · ${board.ranked} apps${unranked}`;
+  document.querySelector('[data-testid="apps-amount"]').textContent = bySpend ? "Spend" : "Tokens";
+  document.getElementById("apps-caption").textContent = bySpend
+    ? spendCaption(board, "apps")
+    : `${board.week} · ${board.ranked} apps${unranked}`;
   for (const link of document.querySelectorAll(".downloads a")) {
     const url = new URL(link.href);
     url.searchParams.set("week", board.week);
     link.href = url.pathname + url.search;
   }
   if (!board.rows.length) {
-    body.replaceChildren(el("tr", { class: "empty" }, el("td", { colSpan: 6, textContent: "No app traffic yet" })));
+    const empty = bySpend ? "No app with a price yet" : "No app traffic yet";
+    body.replaceChildren(el("tr", { class: "empty" }, el("td", { colSpan: 6, textContent: empty })));
     return;
   }
   body.replaceChildren(
     ...board.rows.map((row) => {
+      const pct = bySpend ? row.spend_wow_pct : row.wow_pct;
+      const shareOf = bySpend ? row.spend_share_pct : row.share_pct;
       const move = board.has_previous ? row.move : "–";
-      const wow = board.has_previous ? formatPct(row.wow_pct) : "–";
-      const share = row.share_pct === null ? "–" : `${row.share_pct.toFixed(1)}%`;
+      const wow = board.has_previous ? formatPct(pct) : "–";
+      const share = shareOf === null ? "–" : `${shareOf.toFixed(1)}%`;
       return el(
         "tr",
         { "data-testid": "app-row", "data-app": row.app },
         el("td", { class: "num rank", textContent: row.rank }),
         el("td", {}, el("span", { class: `move ${moveClass(move)}`, textContent: move })),
         el("td", { class: "name", textContent: row.name }),
-        el("td", { class: "num tokens", textContent: formatTokens(row.tokens) }),
-        el("td", { class: `num ${row.wow_pct > 0 ? "up" : row.wow_pct < 0 ? "down" : ""}`, textContent: wow }),
+        amountCell(row, bySpend),
+        el("td", { class: `num ${pct > 0 ? "up" : pct < 0 ? "down" : ""}`, textContent: wow }),
         el("td", { class: "num", textContent: share })
       );
     })
@@ -226,16 +300,22 @@ function renderCountries(shares, week) {
 
 // Refresh loop -----------------------------------------------------------------------------
 async function refresh() {
-  if (state.refreshing) return;
+  if (state.refreshing) {
+    // A toggle or week change during a refresh: refresh again once this one is done.
+    state.again = true;
+    return;
+  }
   state.refreshing = true;
+  state.again = false;
   const week = encodeURIComponent(state.week);
+  const by = encodeURIComponent(state.measure);
   try {
     const [overview, report, board, shares, apps] = await Promise.all([
       getJSON("/v1/overview"),
       getJSON(`/v1/report?week=${week}&top=1`),
-      getJSON(`/v1/leaderboard/model?week=${week}&n=10`),
+      getJSON(`/v1/leaderboard/model?week=${week}&n=10&by=${by}`),
       getJSON("/v1/countries/shares"),
-      getJSON(`/v1/leaderboard/app?week=${week}&n=10`),
+      getJSON(`/v1/leaderboard/app?week=${week}&n=10&by=${by}`),
     ]);
     renderHeader(report, overview);
     renderModels(board);
@@ -246,6 +326,7 @@ async function refresh() {
     setUpdated(`Waiting for data: ${error.message}`);
   } finally {
     state.refreshing = false;
+    if (state.again) refresh();
   }
 }
 
@@ -315,6 +396,14 @@ function start() {
     state.week = select.value;
     refresh();
   });
+  const buttons = document.querySelectorAll("[data-measure]");
+  for (const button of buttons) {
+    button.addEventListener("click", () => {
+      state.measure = button.dataset.measure;
+      for (const other of buttons) other.setAttribute("aria-pressed", String(other === button));
+      refresh();
+    });
+  }
   refresh();
   setInterval(refresh, REFRESH_MS);
   followEvents();

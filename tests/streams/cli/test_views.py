@@ -14,18 +14,25 @@ def board(**overrides: Any) -> dict[str, Any]:
         "week": "2026-W47",
         "previous_week": "2026-W46",
         "has_previous": True,
+        "by": "tokens",
         "ranked": 57,
+        "unpriced_members": 56,
         "total_tokens": 28_900_000_000_000,
+        "total_cost_micro_usd": 5_000_000_000_000,
+        "unpriced_tokens": 27_950_000_000_000,
         "rows": [
             {
                 "rank": 1, "move": "↑1", "model": "deepseek/deepseek-v4-flash",
                 "name": "DeepSeek-V4-Flash", "vendor": "DeepSeek", "country": "CN",
                 "tokens": 3_430_000_000_000, "wow_pct": 66.0, "share_pct": 11.87,
+                "cost_micro_usd": None, "unpriced_tokens": 3_430_000_000_000,
+                "spend_share_pct": None, "spend_wow_pct": None,
             },
             {
                 "rank": 2, "move": "↓1", "model": "x-ai/grok-5", "name": "Grok 5",
                 "vendor": "xAI", "country": "US", "tokens": 950_000_000_000, "wow_pct": -3.25,
-                "share_pct": 3.29,
+                "share_pct": 3.29, "cost_micro_usd": 5_000_000_000_000, "unpriced_tokens": 0,
+                "spend_share_pct": 100.0, "spend_wow_pct": 12.0,
             },
         ],
     }  # fmt: skip
@@ -40,14 +47,39 @@ def test_table_aligns_columns_and_right_aligns_numbers() -> None:
 
 
 def test_leaderboard_shows_units_arrows_and_shares() -> None:
-    """The table reads like the weekly report: 3.43T, +66.0%, ↑1, shares with one decimal."""
+    """The table reads like the weekly report: 3.43T, +66.0%, ↑1, shares with one decimal;
+    the spend next to the tokens, ``unknown`` (never $0) for a model without a price."""
     text = render_leaderboard(board())
     head, _, header, first, second = text.splitlines()
     assert head == "2026-W47 · top 2 models of 57 · total 28.9T"
-    assert header.split() == ["#", "move", "model", "vendor", "country", "tokens", "WoW", "share"]
+    assert header.split() == [
+        "#", "move", "model", "vendor", "country", "tokens", "spend", "WoW", "share",
+    ]  # fmt: skip
     assert first.split() == ["1", "↑1", "DeepSeek-V4-Flash", "DeepSeek", "CN", "3.43T",
-                             "+66.0%", "11.9%"]  # fmt: skip
-    assert second.split()[-3:] == ["950B", "-3.2%", "3.3%"]
+                             "unknown", "+66.0%", "11.9%"]  # fmt: skip
+    assert second.split()[-4:] == ["950B", "$5M", "-3.2%", "3.3%"]
+
+
+def test_a_board_by_spend_shows_spend_first_and_what_had_no_price() -> None:
+    """By spend: the cost, its WoW and share of the known spend; a lower bound reads ≥; the
+    head gives the spend and the tokens and members without a price."""
+    row = {
+        "rank": 1, "move": "new", "model": "x-ai/grok-5", "name": "Grok 5", "vendor": "xAI",
+        "country": "US", "tokens": 950_000_000_000, "wow_pct": -3.25, "share_pct": 3.29,
+        "cost_micro_usd": 12_345_000_000, "unpriced_tokens": 10, "spend_share_pct": 99.5,
+        "spend_wow_pct": 20.0,
+    }  # fmt: skip
+    text = render_leaderboard(board(by="spend", rows=[row], ranked=1))
+    head, _, header, first = text.splitlines()
+    assert head == (
+        "2026-W47 · top 1 models by spend of 1 with a price · spend ≥$5M"
+        " · 27.95T tokens without a price (56 models without any)"
+    )
+    assert header.split() == [
+        "#", "move", "model", "vendor", "country", "spend", "tokens", "WoW", "share",
+    ]  # fmt: skip
+    assert first.split() == ["1", "new", "Grok", "5", "xAI", "US", "≥$12.3k", "950B", "+20.0%",
+                             "99.5%"]  # fmt: skip
 
 
 def test_leaderboard_without_a_previous_week_shows_no_moves() -> None:
@@ -77,12 +109,13 @@ def test_history_marks_new_weeks_and_missing_ranks() -> None:
 def test_an_app_board_shows_apps_and_the_unranked_tokens() -> None:
     """App rows show the app; the head says how many tokens had no app (not ranked)."""
     row = {"rank": 1, "move": "new", "app": "support-bot", "name": "support-bot",
-           "tokens": 2_000_000, "wow_pct": None, "share_pct": 40.0}  # fmt: skip
+           "tokens": 2_000_000, "wow_pct": None, "share_pct": 40.0, "cost_micro_usd": 420_000,
+           "unpriced_tokens": 0, "spend_share_pct": 50.0, "spend_wow_pct": None}  # fmt: skip
     text = render_leaderboard(
         board(dimension="app", rows=[row], ranked=1, total_tokens=5_000_000,
               unranked_tokens=3_000_000)
     )  # fmt: skip
     head, _, header, first = text.splitlines()
     assert head == "2026-W47 · top 1 apps of 1 · total 5M · (no app) 3M, not ranked"
-    assert header.split() == ["#", "move", "app", "tokens", "WoW", "share"]
-    assert first.split() == ["1", "new", "support-bot", "2M", "new", "40.0%"]
+    assert header.split() == ["#", "move", "app", "tokens", "spend", "WoW", "share"]
+    assert first.split() == ["1", "new", "support-bot", "2M", "$0.42", "new", "40.0%"]

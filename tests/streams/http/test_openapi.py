@@ -118,12 +118,16 @@ def test_a_converted_leaderboard_validates(read_doc: dict[str, Any]) -> None:
         "rank": 1, "model": "deepseek/deepseek-v4-flash", "name": "DeepSeek-V4-Flash",
         "vendor": "DeepSeek", "country": "CN", "tokens": 3_430_000_000_000,
         "prompt_tokens": 3_000_000_000_000, "completion_tokens": 430_000_000_000, "calls": 12,
-        "share_pct": 11.87, "prev_tokens": 2_066_000_000_000, "prev_rank": 2,
-        "wow_pct": 66.02, "move": "↑1",
+        "cost_micro_usd": None, "unpriced_tokens": 3_430_000_000_000,
+        "share_pct": 11.87, "spend_share_pct": None, "prev_tokens": 2_066_000_000_000,
+        "prev_rank": 2, "wow_pct": 66.02, "prev_cost_micro_usd": None, "spend_wow_pct": None,
+        "move": "↑1",
     }  # fmt: skip
     board = {
-        "dimension": "model", "week": "2026-W47", "previous_week": "2026-W46",
-        "has_previous": True, "total_tokens": 28_900_000_000_000, "ranked": 20, "rows": [row],
+        "dimension": "model", "by": "tokens", "week": "2026-W47", "previous_week": "2026-W46",
+        "has_previous": True, "total_tokens": 28_900_000_000_000,
+        "total_cost_micro_usd": 16_242_000_000_000, "unpriced_tokens": 24_070_000_000_000,
+        "ranked": 20, "unpriced_members": 16, "rows": [row],
     }  # fmt: skip
     body = msgspec.json.decode(schemas.encode(schemas.to_struct(board, schemas.Leaderboard)))
     assert body == board
@@ -231,12 +235,15 @@ def test_an_app_board_names_its_member_app_and_its_unranked_tokens(
     is declared, and left out of the other dimensions' boards."""
     row = {
         "rank": 1, "app": "support-bot", "name": "support-bot", "tokens": 10,
-        "prompt_tokens": 8, "completion_tokens": 2, "calls": 1, "share_pct": 50.0,
-        "prev_tokens": None, "prev_rank": None, "wow_pct": None, "move": "new",
+        "prompt_tokens": 8, "completion_tokens": 2, "calls": 1, "cost_micro_usd": 7,
+        "unpriced_tokens": 2, "share_pct": 50.0, "spend_share_pct": 70.0, "prev_tokens": None,
+        "prev_rank": None, "wow_pct": None, "prev_cost_micro_usd": None, "spend_wow_pct": None,
+        "move": "new",
     }  # fmt: skip
     board = {
-        "dimension": "app", "week": "2026-W47", "previous_week": "2026-W46",
-        "has_previous": False, "total_tokens": 20, "unranked_tokens": 10, "ranked": 1,
+        "dimension": "app", "by": "spend", "week": "2026-W47", "previous_week": "2026-W46",
+        "has_previous": False, "total_tokens": 20, "unranked_tokens": 10,
+        "total_cost_micro_usd": 10, "unpriced_tokens": 2, "ranked": 1, "unpriced_members": 0,
         "rows": [row],
     }  # fmt: skip
     body = msgspec.json.decode(schemas.encode(schemas.to_struct(board, schemas.Leaderboard)))
@@ -252,12 +259,14 @@ def test_the_json_export_is_the_documented_export_body(read_doc: dict[str, Any])
     row = {
         "rank": 1, "model": "m/1", "name": "M1", "vendor": "V", "country": "CN",
         "tokens": 2**62, "prompt_tokens": 2**62, "completion_tokens": 0, "calls": 1,
-        "share_pct": 100.0, "prev_tokens": None, "prev_rank": None, "wow_pct": None,
-        "move": "new",
+        "cost_micro_usd": 2**62 + 1, "unpriced_tokens": 0, "share_pct": 100.0,
+        "spend_share_pct": 100.0, "prev_tokens": None, "prev_rank": None, "wow_pct": None,
+        "prev_cost_micro_usd": None, "spend_wow_pct": None, "move": "new",
     }  # fmt: skip
     board = {
-        "dimension": "model", "week": "2026-W47", "previous_week": "2026-W46",
-        "has_previous": False, "total_tokens": 2**62, "ranked": 1, "rows": [row],
+        "dimension": "model", "by": "tokens", "week": "2026-W47", "previous_week": "2026-W46",
+        "has_previous": False, "total_tokens": 2**62, "total_cost_micro_usd": 2**62 + 1,
+        "unpriced_tokens": 0, "ranked": 1, "unpriced_members": 0, "rows": [row],
     }  # fmt: skip
     exported = msgspec.json.decode(encode_export(board, "json"))
     converted = schemas.to_struct(exported, schemas.Export)

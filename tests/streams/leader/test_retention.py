@@ -49,12 +49,13 @@ def test_member_patterns_escape_glob_characters_of_the_prefix() -> None:
 
 
 def test_week_keys_name_every_board_total_and_day_of_the_week() -> None:
-    """The week's total, its leaderboards, published lists and all daily boards, the total's
-    included (they were left behind before)."""
+    """The week's total, its leaderboards (by tokens and by spend), published lists and all
+    daily boards, the total's included (they were left behind before)."""
     keys = week_keys(KEYS, "2026-W47")
     assert "tb:total:2026-W47" in keys
     assert {f"tb:lb:{d}:2026-W47" for d in RANKED_DIMENSIONS} <= set(keys)
     assert {f"tb:published:{d}:2026-W47" for d in RANKED_DIMENSIONS} <= set(keys)
+    assert {f"tb:spend:{d}:2026-W47" for d in RANKED_DIMENSIONS} <= set(keys)
     assert "tb:day:total:2026-11-16" in keys and "tb:day:total:2026-11-22" in keys
     assert all("2026-W47" in k or k.startswith("tb:day:") for k in keys)
 

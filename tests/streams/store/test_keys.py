@@ -13,6 +13,7 @@ KEYS = RedisKeys("tb")
     ("key", "expected"),
     [
         (KEYS.leaderboard("model", "2026-W47"), "tb:lb:model:2026-W47"),
+        (KEYS.spend_board("model", "2026-W47"), "tb:spend:model:2026-W47"),
         (
             KEYS.member("model", "2026-W47", "openai/gpt-5:beta"),
             "tb:m:model:2026-W47:openai/gpt-5:beta",
