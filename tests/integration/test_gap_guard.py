@@ -15,7 +15,7 @@ from faust.types import TP
 
 from streams.settings import Settings
 from streams.topics import ensure_topics
-from streams.worker.gap_guard import TAIL_IDLE_S, GapGuard
+from streams.worker.gap_guard import GapGuard
 
 
 @dataclass
@@ -26,13 +26,9 @@ class StandInConsumer:
     tps: set[Any]
     highwaters: dict[Any, int] = field(default_factory=dict)
     gaps: list[tuple[Any, int, int]] = field(default_factory=list)
-    seeks: list[tuple[Any, int]] = field(default_factory=list)
 
     async def _add_gap(self, tp: Any, start: int, end: int) -> None:
         self.gaps.append((tp, start, end))
-
-    async def seek(self, tp: Any, offset: int) -> None:
-        self.seeks.append((tp, offset))
 
     def assignment(self) -> set[Any]:
         return self.tps
@@ -148,48 +144,3 @@ async def test_a_committed_offset_faust_has_not_learned_yet_is_asked_of_the_brok
     await guard.fold_in_order(b"r5", tp, 5)
     assert folded == [b"r3", b"r4", b"r5"]
     assert consumer.gaps == [(tp, 3, 4)]
-
-
-async def test_a_lost_tail_is_fetched_again_once_its_partition_stays_idle(
-    settings: Settings,
-) -> None:
-    """Records Faust dropped at the end of a partition, with nothing produced after them
-    (bug 24): no later record reveals the hole, so once the partition stays idle with its
-    high-water mark ahead of the fold, the guard seeks Faust's consumer back to the first
-    missing offset (it folds nothing itself: that happens in the agent when they arrive)."""
-    tp = TP(settings.partials_topic, 1)
-    other = TP(settings.partials_topic, 2)
-    consumer = StandInConsumer({tp: 2, other: 4}, {tp, other}, highwaters={tp: 6, other: 5})
-    app = StandInApp(consumer)
-    now = [100.0]
-    folded: list[bytes] = []
-
-    async def fold(raw: bytes, partition: int) -> None:
-        folded.append(raw)
-
-    guard = GapGuard(app, settings, fold, clock=lambda: now[0])  # type: ignore[arg-type]
-    await guard.fold_in_order(b"r2", tp, 2)
-    await guard.fold_in_order(b"r3", tp, 3)  # r4 and r5 were fetched, then dropped
-    await guard.fold_in_order(b"o4", other, 4)  # partition 2 is complete
-    await guard.check_tails()
-    assert consumer.seeks == []  # not idle long enough: they may still be on their way
-
-    now[0] += TAIL_IDLE_S
-    app.rebalancing = True
-    await guard.check_tails()
-    assert consumer.seeks == []  # a rebalance rewinds by itself
-    app.rebalancing = False
-    await guard.check_tails()
-    assert consumer.seeks == [(tp, 4)]
-    await guard.check_tails()
-    assert consumer.seeks == [(tp, 4)]  # one seek per idle period
-
-    # Faust delivers them again; the fold is then complete and nothing more is sought.
-    await guard.fold_in_order(b"r4", tp, 4)
-    await guard.fold_in_order(b"r5", tp, 5)
-    await guard.fold_in_order(b"r3", tp, 3)  # a record delivered twice does not go back
-    now[0] += 2 * TAIL_IDLE_S
-    await guard.check_tails()
-    assert consumer.seeks == [(tp, 4)]
-    assert folded == [b"r2", b"r3", b"o4", b"r4", b"r5", b"r3"]
-    assert consumer.gaps == []
