@@ -14,12 +14,26 @@ from dataclasses import dataclass
 # _build_event is the decoder's fast constructor; resolve() runs once per event of the stream too.
 from aggregations.events import UsageEvent, _build_event
 
-__all__ = ["UNKNOWN_COUNTRY", "UNKNOWN_VENDOR", "Catalog", "ModelInfo"]
+__all__ = ["UNKNOWN_COUNTRY", "UNKNOWN_VENDOR", "Catalog", "ModelInfo", "catalog_entries"]
 
 # "ZZ" is reserved for user assignment in ISO 3166-1, so it can never clash with a real country.
 UNKNOWN_COUNTRY = "ZZ"
 # Vendor of an unknown model whose id has no "vendor/" prefix to derive one from.
 UNKNOWN_VENDOR = "unknown"
+
+
+def catalog_entries(data: object, what: str, key: str, fields: str) -> list[object]:
+    """The ``key`` list of a versioned catalog file's JSON (``{"version": 1, key: [...]}``),
+    shared by the model and price catalogs; raises ValueError naming ``what`` otherwise."""
+    if not isinstance(data, Mapping):
+        raise ValueError(f"a {what} must be a JSON object, got {type(data).__name__}")
+    version = data.get("version", 1)
+    if version != 1 or isinstance(version, bool):
+        raise ValueError(f"unsupported {what} version {version!r}, expected 1")
+    entries = data.get(key)
+    if not isinstance(entries, list):
+        raise ValueError(f"a {what} needs a '{key}' list of {fields}")
+    return entries
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,14 +93,7 @@ class Catalog:
 
         Raises ValueError naming the first bad entry. Keys other than these are ignored.
         """
-        if not isinstance(data, Mapping):
-            raise ValueError(f"a model catalog must be a JSON object, got {type(data).__name__}")
-        version = data.get("version", 1)
-        if version != 1 or isinstance(version, bool):
-            raise ValueError(f"unsupported model catalog version {version!r}, expected 1")
-        entries = data.get("models")
-        if not isinstance(entries, list):
-            raise ValueError("a model catalog needs a 'models' list of {id, name, vendor, country}")
+        entries = catalog_entries(data, "model catalog", "models", "{id, name, vendor, country}")
         models: list[ModelInfo] = []
         seen: set[str] = set()
         for index, entry in enumerate(entries):

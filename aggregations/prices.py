@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from datetime import date
 from itertools import pairwise
 
+from aggregations.catalog import catalog_entries
 from aggregations.weeks import DAY_MS
 
 __all__ = [
@@ -237,17 +238,9 @@ class PriceBook:
     def from_mapping(cls, data: object) -> PriceBook:
         """Build from the JSON shape ``{"version": 1, "prices": [{model, from, input,
         output, cached_input, source}]}``; raises ValueError naming the first bad entry."""
-        if not isinstance(data, Mapping):
-            raise ValueError(f"a price catalog must be a JSON object, got {type(data).__name__}")
-        version = data.get("version", 1)
-        if version != 1 or isinstance(version, bool):
-            raise ValueError(f"unsupported price catalog version {version!r}, expected 1")
-        entries = data.get("prices")
-        if not isinstance(entries, list):
-            raise ValueError(
-                "a price catalog needs a 'prices' list of {model, from, input, output, "
-                "cached_input}"
-            )
+        entries = catalog_entries(
+            data, "price catalog", "prices", "{model, from, input, output, cached_input}"
+        )
         return cls(_parse_entry(index, entry) for index, entry in enumerate(entries))
 
     def rates(self, model: str, day_number: int) -> Rates | None:
