@@ -355,6 +355,21 @@ def encode_partials(
     return orjson.dumps(record)
 
 
+#: The source of a tail probe: no usage partition has it.
+TAIL_PROBE_SOURCE = -1
+
+
+def tail_probe() -> bytes:
+    """A partials record that carries nothing: no partials, no watermark.
+
+    Stage 2 sends one to a partials partition whose end is ahead of its fold while no record
+    of it arrives (``streams/worker/gap_guard.py``): the fold checks each record's offset
+    against the one before, so the probe reveals records that never reached it, and folding
+    the probe itself changes no table.
+    """
+    return encode_partials([], None, position=(TAIL_PROBE_SOURCE, 0, -1))
+
+
 def flush_records(
     partials: list[Partial],
     partitions: int,

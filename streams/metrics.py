@@ -39,6 +39,10 @@ PARTIALS_REPAIRED = Counter(
     "tokenboard_partials_repaired_total",
     "Partials records Faust dropped before the fold, read from the topic and folded",
 )
+TAIL_PROBES = Counter(
+    "tokenboard_tail_probes_total",
+    "Tail probes sent to partials partitions whose end stayed ahead of the fold",
+)
 CONSUMER_LAG = Gauge(
     "tokenboard_consumer_lag", "Usage events not yet read, per partition", ["partition"]
 )

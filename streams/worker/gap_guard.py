@@ -15,14 +15,26 @@ and records them as handled in the consumer's own gap bookkeeping (``Consumer._a
 so the commit moves on exactly as if Faust had delivered them. Folding is idempotent, so a
 record that does come later after all changes nothing. The repair runs inside the agent, on
 the record that revealed the hole: Faust writes a table's changelog to the partition of the
-event being processed, which is the partition of the missing records too. A dropped record
-with nothing after it on its partition is therefore folded when the next record arrives (a
-stage-1 flush of any source sends one to every partials partition).
+event being processed, which is the partition of the missing records too.
+
+A dropped tail, records with nothing after them on their partition, has no next record to
+reveal it while nothing more is produced: stage 1 flushes only when a source has news, so
+after a load ended, or in a quiet hour, a partition stayed 20 records short for good
+(RELIABILITY.md, bug 25). :meth:`GapGuard.check_tails` (a timer) finds a partials partition
+whose end is ahead of the fold while the fold has not moved on it for :data:`TAIL_IDLE_S`,
+and appends a *tail probe* to it (:func:`aggregations.partials.tail_probe`, a record that
+changes nothing when folded). The probe reaches the agent like any record and the repair
+above folds the tail before it. The timer neither seeks Faust's consumer (its thread owns
+it: a seek from the event loop crashed a worker) nor writes a table (a table written
+outside the agent's iteration goes to the wrong changelog partition). A partition merely
+behind (a backlog, a long fold of another partition) gets a probe too: that costs one
+small record per :data:`TAIL_IDLE_S`, folded in order once the agent gets there.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -30,6 +42,7 @@ import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from aggregations.partials import tail_probe
 from streams import metrics
 from streams.settings import Settings
 
@@ -37,24 +50,46 @@ log = logging.getLogger("tokenboard.worker")
 
 FoldRecord = Callable[[bytes, int], Awaitable[None]]
 
+#: A partials partition whose end is ahead of the fold, with the fold standing still on it
+#: for this long, gets a tail probe.
+TAIL_IDLE_S = 5.0
+#: How often the timer looks for such partitions.
+TAIL_CHECK_S = 1.0
+
 
 class GapGuard:
     """Makes the fold agent see every offset of its partials partitions, in order."""
 
-    def __init__(self, app: faust.App, settings: Settings, fold: FoldRecord) -> None:
+    def __init__(
+        self,
+        app: faust.App,
+        settings: Settings,
+        fold: FoldRecord,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.app = app
         self.settings = settings
         self.fold = fold
+        self._clock = clock
         #: partials partition -> next offset the fold expects (this generation)
         self._next: dict[int, int] = {}
         self._generation: int | None = None
+        #: partials partition -> when the fold last moved on it, or it was last probed
+        self._moved_at: dict[int, float] = {}
+        #: when the worker was last seen rebalancing or recovering its tables
+        self._settled_at = clock()
 
-    async def _expected(self, tp: Any) -> int:
+    def _follow_generation(self) -> None:
         generation = self.app.consumer_generation_id
         if generation != self._generation:
             # A rebalance: positions restart at the committed offsets.
             self._generation = generation
             self._next.clear()
+            self._moved_at.clear()
+            self._settled_at = self._clock()
+
+    async def _expected(self, tp: Any) -> int:
+        self._follow_generation()
         expected = self._next.get(tp.partition)
         if expected is None:
             consumer: Any = self.app.consumer
@@ -76,6 +111,52 @@ class GapGuard:
             await self._repair(tp, expected, offset)
         await self.fold(raw, tp.partition)
         self._next[tp.partition] = offset + 1
+        self._moved_at[tp.partition] = self._clock()
+
+    async def check_tails(self) -> None:
+        """Send a tail probe to each owned partials partition whose end is ahead of the fold
+        while the fold stood still on it for :data:`TAIL_IDLE_S` (a timer's job).
+
+        Never raises: a Faust timer that raises stops the worker; the next tick tries again.
+        """
+        app: Any = self.app
+        now = self._clock()
+        if app.consumer is None or app.rebalancing or app.in_recovery:
+            self._settled_at = now
+            return
+        try:
+            await self._probe_idle_tails(now)
+        except Exception as exc:  # a timer that raises would stop the worker
+            log.warning("lost-tail check failed, trying again: %r", exc)
+
+    async def _probe_idle_tails(self, now: float) -> None:
+        app: Any = self.app
+        consumer: Any = app.consumer
+        topic = self.settings.partials_topic
+        owned = [tp for tp in consumer.assignment() if tp.topic == topic]
+        if not owned:
+            return
+        # Asked on Faust's consumer thread, which owns the aiokafka consumer.
+        highwaters = await consumer.highwaters(*owned)
+        self._follow_generation()
+        for tp in owned:
+            highwater = highwaters.get(tp)
+            folded_to = self._next.get(tp.partition)
+            if folded_to is None:
+                folded_to = consumer._committed_offset.get(tp) or 0
+            if highwater is None or highwater <= folded_to:
+                continue
+            moved_at = max(self._moved_at.get(tp.partition, 0.0), self._settled_at)
+            if now - moved_at < TAIL_IDLE_S:
+                continue
+            log.warning(
+                "partials partition %d: the fold stands at offset %d, the partition ends at "
+                "%d; sending a tail probe",
+                tp.partition, folded_to, highwater,
+            )  # fmt: skip
+            self._moved_at[tp.partition] = now  # one probe per idle period
+            await app.producer.send_and_wait(topic, None, tail_probe(), tp.partition, None, None)
+            metrics.TAIL_PROBES.inc()
 
     async def _repair(self, tp: Any, start: int, stop: int) -> None:
         """Fold records ``start`` .. ``stop - 1`` of ``tp`` read from the topic, and let the

@@ -27,7 +27,7 @@ from streams.topics import PROGRESS_TABLE, WEEKLY_TABLE, ensure_topics
 from streams.worker.catalog import load_catalog
 from streams.worker.faust_app import add_task, add_timer, new_faust_app
 from streams.worker.fold import ChangelogBuffer, Fold, PendingChanges
-from streams.worker.gap_guard import GapGuard
+from streams.worker.gap_guard import TAIL_CHECK_S, GapGuard
 from streams.worker.preaggregator import PreAggregator
 from streams.worker.ranking import RankerPublisher, RankJob
 from streams.worker.snapshot_job import SnapshotJob
@@ -140,6 +140,9 @@ class Worker:
                 await guard.fold_in_order(event.value, message.tp, message.offset)
 
         self.app.agent(self.partials, name="fold")(fold_partials)
+        # Records Faust dropped at the end of a partition, with nothing produced after them
+        # (RELIABILITY.md, bug 25), are revealed by a probe once the partition stays idle.
+        add_timer(self.app, TAIL_CHECK_S, guard.check_tails)
         add_timer(self.app, self.settings.snapshot_interval_ms / 1000, self.snapshots.tick)
         add_timer(self.app, RANK_INTERVAL_S, self.ranking.tick, on_leader=True)
         add_task(self.app, self._start_preaggregator)

@@ -13,9 +13,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from faust.types import TP
 
+from aggregations.partials import decode_record, tail_probe
 from streams.settings import Settings
 from streams.topics import ensure_topics
-from streams.worker.gap_guard import GapGuard
+from streams.worker.gap_guard import TAIL_IDLE_S, GapGuard, read_range
 
 
 @dataclass
@@ -24,7 +25,7 @@ class StandInConsumer:
 
     _committed_offset: dict[Any, int | None]
     tps: set[Any]
-    highwaters: dict[Any, int] = field(default_factory=dict)
+    highwater_marks: dict[Any, int] = field(default_factory=dict)
     gaps: list[tuple[Any, int, int]] = field(default_factory=list)
 
     async def _add_gap(self, tp: Any, start: int, end: int) -> None:
@@ -33,8 +34,31 @@ class StandInConsumer:
     def assignment(self) -> set[Any]:
         return self.tps
 
-    def highwater(self, tp: Any) -> int | None:
-        return self.highwaters.get(tp)
+    async def highwaters(self, *tps: Any) -> dict[Any, int]:
+        return {tp: self.highwater_marks[tp] for tp in tps if tp in self.highwater_marks}
+
+
+@dataclass
+class StandInProducer:
+    """What GapGuard uses of Faust's producer: one real send per call."""
+
+    settings: Settings
+
+    async def send_and_wait(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        partition: int,
+        timestamp: float | None,
+        headers: Any,
+    ) -> None:
+        producer = AIOKafkaProducer(**self.settings.kafka_client_options())
+        await producer.start()
+        try:
+            await producer.send_and_wait(topic, value, key=key, partition=partition)
+        finally:
+            await producer.stop()
 
 
 @dataclass
@@ -45,6 +69,7 @@ class StandInApp:
     consumer_generation_id: int = 1
     rebalancing: bool = False
     in_recovery: bool = False
+    producer: StandInProducer | None = None
 
 
 async def _produce(settings: Settings, count: int) -> None:
@@ -144,3 +169,93 @@ async def test_a_committed_offset_faust_has_not_learned_yet_is_asked_of_the_brok
     await guard.fold_in_order(b"r5", tp, 5)
     assert folded == [b"r3", b"r4", b"r5"]
     assert consumer.gaps == [(tp, 3, 4)]
+
+
+async def _partition_end(settings: Settings, partition: int) -> int:
+    reader = AIOKafkaConsumer(**settings.kafka_client_options())
+    await reader.start()
+    try:
+        tp = TopicPartition(settings.partials_topic, partition)
+        return int((await reader.end_offsets([tp]))[tp])
+    finally:
+        await reader.stop()
+
+
+async def test_a_lost_tail_is_revealed_by_a_probe_and_folded_before_it(settings: Settings) -> None:
+    """Records at the end of a partition that never reached the fold, with nothing produced
+    after them (bug 25): once the fold stood still on the partition for TAIL_IDLE_S while its
+    end is ahead, check_tails appends a probe; the probe reaches the fold, which reads the
+    tail from the topic and folds it first. Never while the fold moves, while the worker
+    rebalances or recovers, or twice in one idle period."""
+    await ensure_topics(settings)
+    await _produce(settings, 6)
+    tp = TP(settings.partials_topic, 1)
+    elsewhere = TP(settings.usage_topic, 1)
+    consumer = StandInConsumer({tp: 0}, {tp, elsewhere})
+    consumer.highwater_marks = {tp: 6, elsewhere: 50}
+    app = StandInApp(consumer, producer=StandInProducer(settings))
+    now = [1000.0]
+    folded: list[bytes] = []
+
+    async def fold(raw: bytes, partition: int) -> None:
+        folded.append(raw)
+
+    guard = GapGuard(app, settings, fold, clock=lambda: now[0])  # type: ignore[arg-type]
+    for offset in range(3):  # records 3..5 are the lost tail
+        await guard.fold_in_order(f"r{offset}".encode(), tp, offset)
+
+    now[0] += TAIL_IDLE_S - 1
+    await guard.check_tails()
+    assert await _partition_end(settings, 1) == 6, "probed while the fold had just moved"
+
+    now[0] += 2
+    app.rebalancing = True
+    await guard.check_tails()
+    app.rebalancing = False
+    await guard.check_tails()
+    assert await _partition_end(settings, 1) == 6, "probed during or right after a rebalance"
+
+    now[0] += TAIL_IDLE_S
+    await guard.check_tails()
+    await guard.check_tails()
+    assert await _partition_end(settings, 1) == 7, "one probe per idle period"
+
+    probe = (await read_range(settings, settings.partials_topic, 1, 6, 7))[0][1]
+    assert decode_record(probe) == decode_record(tail_probe())
+    consumer.highwater_marks[tp] = 7
+    await guard.fold_in_order(probe, tp, 6)
+    assert folded == [b"r0", b"r1", b"r2", b"r3", b"r4", b"r5", probe]
+    assert consumer.gaps == [(tp, 3, 5)]
+
+    now[0] += 10 * TAIL_IDLE_S
+    await guard.check_tails()
+    assert await _partition_end(settings, 1) == 7, "probed a partition folded to its end"
+
+
+async def test_a_partition_that_delivered_nothing_since_a_rebalance_is_probed(
+    settings: Settings,
+) -> None:
+    """A partition whose records were all dropped after a rebalance: nothing reached the fold
+    in this generation, so the fold's position is the committed offset (none: 0), and the
+    probe comes TAIL_IDLE_S after the new generation was first seen."""
+    await ensure_topics(settings)
+    await _produce(settings, 2)
+    tp = TP(settings.partials_topic, 1)
+    consumer = StandInConsumer({}, {tp})
+    consumer.highwater_marks = {tp: 2}
+    app = StandInApp(consumer, consumer_generation_id=7, producer=StandInProducer(settings))
+    now = [50.0]
+    folded: list[bytes] = []
+
+    async def fold(raw: bytes, partition: int) -> None:
+        folded.append(raw)
+
+    guard = GapGuard(app, settings, fold, clock=lambda: now[0])  # type: ignore[arg-type]
+    await guard.check_tails()  # sees generation 7 for the first time: the idle period starts
+    now[0] += TAIL_IDLE_S + 1
+    await guard.check_tails()
+    assert await _partition_end(settings, 1) == 3
+    probe = (await read_range(settings, settings.partials_topic, 1, 2, 3))[0][1]
+    await guard.fold_in_order(probe, tp, 2)
+    assert folded == [b"r0", b"r1", probe]
+    assert consumer.gaps == [(tp, 0, 1)]

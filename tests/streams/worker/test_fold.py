@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from aggregations.partials import PartialsRecord
+from aggregations.partials import PartialsRecord, decode_record, tail_probe
 from aggregations.totals import Partial
 from aggregations.weeks import WEEK_MS, week_id, week_start_ms
 from streams.settings import Settings
@@ -121,3 +121,15 @@ def test_expire_old_weeks_drops_keys_past_the_horizon() -> None:
     fold.apply(record(end=10, tokens=7), partition=0)
     fold.expire_old_weeks(0)
     assert set(weekly) == {KEY}
+
+
+def test_a_tail_probe_changes_no_table() -> None:
+    """Folding a tail probe (sent to reveal a partition's lost tail) leaves every table and
+    the pending changes as they were."""
+    fold, weekly, progress = new_fold()
+    fold.apply(record(10, 500, watermark=week_start_ms(WEEK) + 2000), 1)
+    before = (dict(weekly), dict(progress), dict(fold.changes.days), set(fold.changes.progress))
+    probe = decode_record(tail_probe())
+    assert probe.partials == [] and probe.watermark_ms is None
+    fold.apply(probe, 1)
+    assert (weekly, progress, fold.changes.days, fold.changes.progress) == before
