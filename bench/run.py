@@ -102,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--latency-low-rate", type=int, default=_env("latency_low_rate", 5_000),
         help="second latency run at a rate one worker sustains (0: skip)")  # fmt: skip
     add("--latency-low-seconds", type=float, default=_env("latency_low_seconds", 10.0))
+    add("--latency-high-rate", type=int, default=_env("latency_high_rate", 50_000),
+        help="third latency run, above one worker's capacity (0: skip)")  # fmt: skip
+    add("--latency-high-seconds", type=float, default=_env("latency_high_seconds", 10.0))
     add("--memory-models", type=int, default=_env("memory_models", 10_000))
     add("--memory-weeks", type=int, default=_env("memory_weeks", 26))
     add("--snapshot-sizes", default=_env("snapshot_sizes", "1000,10000,100000"))
@@ -280,6 +283,8 @@ async def main_async(args: argparse.Namespace, argv: list[str]) -> int:
             runs = [(args.latency_rate, args.latency_seconds)]
             if args.latency_low_rate:
                 runs.append((args.latency_low_rate, args.latency_low_seconds))
+            if args.latency_high_rate:
+                runs.append((args.latency_high_rate, args.latency_high_seconds))
             for rate, seconds in runs:
                 lat = await _phase(
                     report,
