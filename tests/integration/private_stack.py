@@ -37,6 +37,7 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from aiokafka.errors import KafkaError
 
 from aggregations.events import UsageEvent
 from aggregations.totals import NO_APP
@@ -44,6 +45,7 @@ from aggregations.weeks import week_id, week_start_ms
 from streams.dev.stack import KafkaSecurity, LocalStack, _redis_version
 from streams.dev.workerproc import reserve_ports
 from streams.http.ingest import build_ingest_app
+from streams.sdk.producer import UsageProducer
 from streams.settings import Settings
 from streams.store.keys import RedisKeys
 from tests.integration import process_logs
@@ -364,8 +366,15 @@ class Expected:
         return cls(weeks, calls, cells, len(seen), apps if named else {})
 
 
+#: Boards checked by their sum: a week's country and vendor members add up to its total.
+#: Which member an event lands on follows the worker's model resolution (catalog, OTLP
+#: aliases, unknown vendors), so the tests hold the sums, not the members.
+SUMMED_DIMENSIONS = ("country", "vendor")
+
+
 async def redis_mismatches(settings: Settings, expected: Expected) -> list[str]:
-    """Every week total, call count, model cell and app cell Redis does not show exactly
+    """Every week total, call count, model cell and app cell Redis does not show exactly,
+    and every week whose country or vendor board does not add up to its expected total
     (empty: exact). Apps are on the app board, but for events without one: NO_APP's hash."""
     keys = RedisKeys(settings.redis_prefix)
     client = aioredis.from_url(settings.redis_url)
@@ -376,6 +385,9 @@ async def redis_mismatches(settings: Settings, expected: Expected) -> list[str]:
         apps = sorted(expected.apps)
         for week in weeks:
             pipe.hmget(keys.total(week), ["tokens", "calls"])
+        for week in weeks:
+            for dimension in SUMMED_DIMENSIONS:
+                pipe.zrange(keys.leaderboard(dimension, week), 0, -1, withscores=True)
         for week, model in cells:
             pipe.zscore(keys.leaderboard("model", week), model)
         for week, app in apps:
@@ -391,6 +403,13 @@ async def redis_mismatches(settings: Settings, expected: Expected) -> list[str]:
         want = (expected.weeks[week], expected.calls[week])
         if tokens is None or calls is None or (int(tokens), int(calls)) != want:
             wrong.append(f"total {week}: tokens, calls {tokens}, {calls} != {want}")
+    boards = iter(values[len(weeks) : len(weeks) * (1 + len(SUMMED_DIMENSIONS))])
+    for week in weeks:
+        for dimension in SUMMED_DIMENSIONS:
+            board_sum = sum(int(score) for _, score in next(boards))
+            if board_sum != expected.weeks[week]:
+                wrong.append(f"{dimension} board {week}: sum {board_sum} != {expected.weeks[week]}")
+    values = values[: len(weeks)] + values[len(weeks) * (1 + len(SUMMED_DIMENSIONS)) :]
     model_values = values[len(weeks) : len(weeks) + len(cells)]
     for cell, value in zip(cells, model_values, strict=True):
         if value is None or int(value) != expected.cells[cell]:
@@ -399,6 +418,35 @@ async def redis_mismatches(settings: Settings, expected: Expected) -> list[str]:
         if value is None or int(float(value)) != expected.apps[app_cell]:
             wrong.append(f"app {app_cell}: {value} != {expected.apps[app_cell]}")
     return wrong
+
+
+async def send_until_acknowledged(
+    producer: UsageProducer,
+    batch: list[UsageEvent],
+    *,
+    give_up_after_s: float,
+    refused: Callable[[BaseException], object] = lambda exc: None,
+    pause_s: float = 1.0,
+) -> int:
+    """Send ``batch`` with the same ids until the broker acknowledges it, as a producer must
+    when a batch is refused (a request timeout while a broker is away, LeaderNotAvailable
+    while it comes back); returns how many times it was refused.
+
+    Each attempt is bounded (60 s), and after ``give_up_after_s`` the last error is raised:
+    a producer that can never send again must fail the test, not hang it.
+    """
+    deadline = time.monotonic() + give_up_after_s
+    refusals = 0
+    while True:
+        try:
+            await asyncio.wait_for(producer.send_many(batch), 60)
+            return refusals
+        except (KafkaError, TimeoutError) as exc:
+            refused(exc)
+            if time.monotonic() > deadline:
+                raise
+            refusals += 1
+            await asyncio.sleep(pause_s)
 
 
 async def wait_for_totals(

@@ -28,7 +28,6 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
 
 from aggregations.events import UsageEvent, encode_event
 from streams.dev.stack import LocalStack
@@ -45,6 +44,7 @@ from tests.integration.private_stack import (
     make_events,
     record_figures,
     running_gateway,
+    send_until_acknowledged,
     wait_for_totals,
     wait_until,
 )
@@ -58,6 +58,8 @@ Client = TestClient[web.Request, web.Application]
 JSON = {"Content-Type": "application/json"}
 WEEK = "2026-W46"
 BROKERS = 3
+#: How long a refused SDK batch is sent again before the test fails (seconds).
+SEND_RETRY_S = 120.0
 #: How long the load runs after each fault before the next step (seconds).
 AFTER_FAULT_S = 12.0
 _T0 = time.monotonic()
@@ -129,13 +131,14 @@ class Load:
         while time.monotonic() < until:
             batch = make_events(f"{self.tag}-sdk", self._sdk_n, 100, week=WEEK)
             self._sdk_n += len(batch)
-            while True:
-                try:
-                    await asyncio.wait_for(self.producer.send_many(batch), 60)
-                    break
-                except (KafkaError, TimeoutError) as exc:
-                    trace(f"sdk batch at {self._sdk_n} failed ({exc!r}); resending")
-                    self.resent += len(batch)  # same ids: counted once
+            refusals = await send_until_acknowledged(
+                self.producer,
+                batch,
+                give_up_after_s=SEND_RETRY_S,
+                refused=lambda exc: trace(f"sdk batch at {self._sdk_n} failed ({exc!r})"),
+                pause_s=0.0,
+            )
+            self.resent += refusals * len(batch)  # same ids: counted once
             self.sent.extend(batch)
             await asyncio.sleep(0.2)
 

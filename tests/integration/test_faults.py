@@ -44,6 +44,7 @@ from tests.integration.private_stack import (
     record_figures,
     redis_view,
     running_gateway,
+    send_until_acknowledged,
     wait_for_totals,
     wait_until,
     worker_metric,
@@ -347,28 +348,19 @@ async def worker_through_outage(
             await both_workers_ready(worker)
             async with UsageProducer(s) as producer:
 
-                async def send_until_acknowledged(batch: list[UsageEvent]) -> None:
-                    # As a producer must: a batch refused while the broker is away (request
-                    # timeout, then LeaderNotAvailable while it restarts) is sent again with
-                    # the same ids until acknowledged. The deadline still catches a producer
-                    # that can never send again (bug 13's failure).
-                    nonlocal resent
-                    deadline = time.monotonic() + down_s + SEND_RETRY_S
-                    while True:
-                        try:
-                            await asyncio.wait_for(producer.send_many(batch), 60)
-                            return
-                        except (KafkaError, TimeoutError) as exc:
-                            send_errors[type(exc).__name__] += 1
-                            if time.monotonic() > deadline:
-                                raise
-                            resent += len(batch)  # same ids: counted once
-                            await asyncio.sleep(1)
-
                 async def stream(batches: int) -> None:
+                    nonlocal resent
                     for _ in range(batches):
                         batch = make_events("flow", len(sent), 200)
-                        await send_until_acknowledged(batch)
+                        # The deadline still catches a producer that can never send again
+                        # (bug 13's failure).
+                        refusals = await send_until_acknowledged(
+                            producer,
+                            batch,
+                            give_up_after_s=down_s + SEND_RETRY_S,
+                            refused=lambda exc: send_errors.update([type(exc).__name__]),
+                        )
+                        resent += refusals * len(batch)  # same ids: counted once
                         sent.extend(batch)
                         await asyncio.sleep(0.2)
 
