@@ -1,13 +1,17 @@
 """The producer side: what the SDK, the ingest gateway and its OTLP receiver take per second.
 
-Three rows, each against the real broker of the stack the benchmark runs on:
+The rows, each against the real broker of the stack the benchmark runs on:
 
 - the SDK: one process, ``UsageProducer.send_many`` in batches of 10,000 events, every send
   acknowledged (acks=all, idempotent) before the clock stops;
 - the gateway: a ``tokenboard ingest`` process, ``CLIENTS`` concurrent clients POSTing JSON
   arrays of 1,000 events; a response is only 200/207 once Kafka acknowledged the events;
 - OTLP: the same gateway's ``POST /v1/traces`` with protobuf ``ExportTraceServiceRequest``
-  bodies of 1,000 GenAI spans.
+  bodies of 1,000 GenAI spans;
+- both again with ``tokenboard ingest --workers 2``: two processes on one port
+  (SO_REUSEPORT), the same clients and bodies. The kernel hands each of the ``CLIENTS``
+  keep-alive connections to one process, so the split can be uneven: each row's note gives
+  the CPU seconds of every gateway process during the row.
 
 Run alone: ``python -m bench.producers [--events N]`` (stack environment as for bench.run).
 """
@@ -28,6 +32,7 @@ import aiohttp
 import orjson
 
 from aggregations.events import UsageEvent, encode_event
+from bench.procstats import cpu_seconds
 from bench.progress import say
 from streams.sdk.producer import UsageProducer
 from streams.settings import Settings
@@ -169,8 +174,29 @@ def _span_bodies(count: int, now_ns: int) -> list[bytes]:
     return bodies
 
 
-async def gateway_rows(settings: Settings, events: int, log_dir: Path) -> list[ProducerRow]:
-    """The gateway's ``/v1/events`` and ``/v1/traces`` rows, on a ``tokenboard ingest`` child."""
+def _connected(log: Path, processes: int) -> bool:
+    """Whether ``processes`` gateway processes logged their connection to Kafka."""
+    try:
+        return log.read_text(errors="replace").count("connected to Kafka at") >= processes
+    except OSError:
+        return False
+
+
+def _gateway_pids(log: Path, child: subprocess.Popen[bytes], workers: int) -> list[int]:
+    """The processes serving: the child itself, or the ones its ``--workers`` banner names."""
+    if workers == 1:
+        return [child.pid]
+    for line in log.read_text(errors="replace").splitlines():
+        if " processes on one port (SO_REUSEPORT), pids " in line:
+            return [int(p) for p in line.rsplit("pids ", 1)[1].split()]
+    raise RuntimeError(f"no banner with the pids in {log}")
+
+
+async def gateway_rows(
+    settings: Settings, events: int, log_dir: Path, workers: int = 1
+) -> list[ProducerRow]:
+    """The gateway's ``/v1/events`` and ``/v1/traces`` rows, on a ``tokenboard ingest`` child
+    (``--workers``: that many processes on its port)."""
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -182,37 +208,49 @@ async def gateway_rows(settings: Settings, events: int, log_dir: Path) -> list[P
         "TOKENBOARD_REDIS_PREFIX": settings.redis_prefix,
     }
     tokenboard = str(Path(sys.executable).with_name("tokenboard"))
-    with (log_dir / "ingest.log").open("wb") as log:
+    log_path = log_dir / f"ingest-{workers}.log"
+    argv = [tokenboard, "ingest", "--host", "127.0.0.1", "--port", str(port)]
+    with log_path.open("wb") as log:
         child = subprocess.Popen(
-            [tokenboard, "ingest", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            [*argv, "--workers", str(workers)], env=env, stdout=log, stderr=subprocess.STDOUT
         )
+    processes = "one process" if workers == 1 else f"{workers} processes (`--workers {workers}`)"
+    suffix = "" if workers == 1 else f", {processes}"
     try:
         await _wait_ready(base)
+        # /readyz answers for the one process that took the connection: wait for them all,
+        # or the first requests of a process still connecting would be 503s.
+        deadline = time.monotonic() + 60
+        while not _connected(log_path, workers):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{processes} of the gateway not connected to Kafka")
+            await asyncio.sleep(0.2)
+        pids = _gateway_pids(log_path, child, workers)
         now_ms = int(time.time() * 1000)
         bodies = [
             b"[" + b",".join(encode_event(e) for e in _events("gw", i, BODY_EVENTS, now_ms)) + b"]"
             for i in range(0, events, BODY_EVENTS)
         ]
+        start = _cpu(pids)
         started = time.perf_counter()
         ok = await _post_all(base, "/v1/events", bodies, "application/json")
         events_row = ProducerRow(
-            "gateway `POST /v1/events`, JSON arrays",
+            f"gateway `POST /v1/events`, JSON arrays{suffix}",
             ok * BODY_EVENTS,
             time.perf_counter() - started,
-            f"{BODY_EVENTS:,} events per body, {CLIENTS} clients, {len(bodies) - ok} not OK",
+            f"{BODY_EVENTS:,} events per body, {CLIENTS} clients, {len(bodies) - ok} not OK; "
+            f"gateway CPU s {_cpu_since(pids, start)}",
         )
         span_bodies = _span_bodies(events, time.time_ns())
+        start = _cpu(pids)
         started = time.perf_counter()
         ok = await _post_all(base, "/v1/traces", span_bodies, "application/x-protobuf")
         spans_row = ProducerRow(
-            "gateway `POST /v1/traces`, OTLP protobuf",
+            f"gateway `POST /v1/traces`, OTLP protobuf{suffix}",
             ok * BODY_EVENTS,
             time.perf_counter() - started,
             f"{BODY_EVENTS:,} GenAI spans per body, {CLIENTS} clients, "
-            f"{len(span_bodies) - ok} not OK",
+            f"{len(span_bodies) - ok} not OK; gateway CPU s {_cpu_since(pids, start)}",
         )
         return [events_row, spans_row]
     finally:
@@ -223,13 +261,26 @@ async def gateway_rows(settings: Settings, events: int, log_dir: Path) -> list[P
             child.kill()
 
 
+def _cpu(pids: list[int]) -> list[float]:
+    return [cpu_seconds(pid) for pid in pids]
+
+
+def _cpu_since(pids: list[int], start: list[float]) -> str:
+    """CPU seconds of each process since ``start``, e.g. ``5.1`` or ``2.9 + 2.4``."""
+    return " + ".join(f"{now - then:.1f}" for then, now in zip(start, _cpu(pids), strict=True))
+
+
 async def run_producers(base: Settings, *, run_id: str, events: int) -> list[ProducerRow]:
     """All producer-side rows, on topics of their own (deleted afterwards)."""
     settings = base.replace(topic_prefix=run_id, redis_prefix=run_id, app_id=run_id)
     await ensure_topics(settings)
     try:
         rows = [await sdk_row(settings, events)]
-        rows += await gateway_rows(settings, events, Path("bench/data/logs") / run_id)
+        logs = Path("bench/data/logs") / run_id
+        one = await gateway_rows(settings, events, logs)
+        two = await gateway_rows(settings, events, logs, workers=2)
+        # Each path's one-process row next to its two-process row.
+        rows += [one[0], two[0], one[1], two[1]]
         for row in rows:
             figures = f"{row.per_s:,.0f}/s ({row.events:,} in {row.seconds:.1f} s)"
             say(f"  producers: {row.path}: {figures}")

@@ -45,6 +45,7 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "http_keepalive_requests": (1, None),
     "http_max_connections": (1, None),
     "ingest_allow_anonymous": (0, 1),
+    "ingest_workers": (1, 64),
     "api_workers": (1, 64),
     "api_cache_check_ms": (0, None),
     "api_cache_max_age_ms": (1, None),
@@ -135,6 +136,8 @@ class Settings:
     http_max_connections: int = 12000
     # 1: the ingest gateway may listen on a non-loopback address without TOKENBOARD_API_KEYS.
     ingest_allow_anonymous: int = 0
+    # Ingest gateway processes sharing the port (SO_REUSEPORT); ``--workers`` overrides it.
+    ingest_workers: int = 1
 
     # Read API (``tokenboard api``; streams/http/read_cache.py, streams/http/fanout.py)
     # Processes sharing the port (SO_REUSEPORT); ``--workers`` overrides it.

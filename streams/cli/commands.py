@@ -17,7 +17,7 @@ from typing import Any
 from aggregations.export import FORMATS
 from aggregations.rankings import ORDERS
 from aggregations.totals import RANKED_DIMENSIONS
-from streams.settings import Settings
+from streams.settings import BOUNDS, Settings
 
 __all__ = ["COMMANDS", "Command", "Handler"]
 
@@ -43,8 +43,11 @@ class Command:
         return handler
 
 
-def at_least(minimum: float, kind: type[int] | type[float] = int) -> Callable[[str], float]:
-    """An argparse type: a number of ``kind`` no smaller than ``minimum`` (one clear error)."""
+def at_least(
+    minimum: float, kind: type[int] | type[float] = int, maximum: float | None = None
+) -> Callable[[str], float]:
+    """An argparse type: a number of ``kind`` no smaller than ``minimum`` and, when given, no
+    larger than ``maximum`` (one clear error)."""
 
     def parse(text: str) -> float:
         try:
@@ -54,6 +57,8 @@ def at_least(minimum: float, kind: type[int] | type[float] = int) -> Callable[[s
             raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"{text} is below the minimum {minimum:g}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"{text} is above the maximum {maximum:g}")
         return value
 
     parse.__name__ = kind.__name__  # argparse names the type in its messages
@@ -139,6 +144,15 @@ def _ingest(p: argparse.ArgumentParser) -> None:
         help="listen on a non-loopback address without API keys "
         "(TOKENBOARD_INGEST_ALLOW_ANONYMOUS=1)",
     )
+    p.add_argument(
+        "--workers",
+        # The setting's own bounds: a flag and a variable with one value refuse it alike.
+        type=at_least(1, maximum=BOUNDS["ingest_workers"][1]),
+        help="processes sharing the port with SO_REUSEPORT, each with its own Kafka producer "
+        "(default TOKENBOARD_INGEST_WORKERS)",
+    )
+    # Set by --workers for its child processes.
+    p.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
 
 
 def _api(p: argparse.ArgumentParser) -> None:

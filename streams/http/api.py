@@ -148,6 +148,11 @@ def build_api_app(settings: Settings) -> web.Application:
     return app
 
 
+#: The one line of a port that is taken, and the banner; formatted with the port (and host).
+PORT_IN_USE = "error: port {port} for the read API is in use (TOKENBOARD_API_PORT or --port)"
+BANNER = "dashboard http://{host}:{port}/  ·  spec /openapi.json"
+
+
 def run_api(args: argparse.Namespace, settings: Settings) -> int:
     """CLI handler: serve the API and the dashboard until Ctrl-C.
 
@@ -159,22 +164,18 @@ def run_api(args: argparse.Namespace, settings: Settings) -> int:
     host = args.host
     workers = args.workers if args.workers is not None else settings.api_workers
     if workers > 1 and not args.reuse_port:
-        return run_processes("api", args, settings, workers, port)
+        return run_processes(
+            "api", settings, workers, port, host=host, in_use=PORT_IN_USE, banner=BANNER
+        )
     try:
         listener = bind_listener(port, host, reuse_port=args.reuse_port, backlog=4096)
     except PortInUse:
-        print(
-            f"error: port {port} for the read API is in use (TOKENBOARD_API_PORT or --port)",
-            file=sys.stderr,
-        )
+        print(PORT_IN_USE.format(port=port), file=sys.stderr)
         return 2
     if not args.reuse_port:
         shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
         bound = listener.getsockname()[1]
-        print(
-            f"tokenboard api: dashboard http://{shown}:{bound}/  ·  spec /openapi.json",
-            flush=True,
-        )
+        print(f"tokenboard api: {BANNER.format(host=shown, port=bound)}", flush=True)
     run_server(build_api_app(settings), listener, ServerLimits.from_settings(settings), SERVICE)
     return 0
 

@@ -37,6 +37,7 @@ from streams import metrics
 from streams.http import ingest_schemas as schemas
 from streams.http.openapi_ingest import ingest_openapi
 from streams.http.otlp import otlp_routes
+from streams.http.processes import run_processes
 from streams.http.web import (
     PortInUse,
     ServerLimits,
@@ -423,6 +424,14 @@ def build_ingest_app(
     return app
 
 
+#: The one line of a port that is taken, and the banner of ``--workers N``; formatted with the
+#: port (and host).
+PORT_IN_USE = (
+    "error: port {port} for the ingest gateway is in use (TOKENBOARD_INGEST_PORT or --port)"
+)
+BANNER = "gateway http://{host}:{port}/v1/events  ·  spec /openapi.json"
+
+
 def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
     """CLI handler: serve the gateway until SIGINT/SIGTERM.
 
@@ -430,6 +439,10 @@ def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
     unless ``--allow-anonymous`` (``TOKENBOARD_INGEST_ALLOW_ANONYMOUS=1``) says so. Slow
     clients, connections and keep-alive are bounded by the ``TOKENBOARD_HTTP_*`` limits
     (:class:`~streams.http.web.ServerLimits`).
+
+    With ``--workers N`` (``TOKENBOARD_INGEST_WORKERS``) N processes listen on the same port
+    with ``SO_REUSEPORT``; each has its own Kafka producer and answers only for the events it
+    produced, so every 200 still means Kafka acknowledged them.
     """
     port = args.port if args.port is not None else settings.ingest_port
     keys = bool(settings.api_key_set)
@@ -443,13 +456,23 @@ def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
+    workers = args.workers if args.workers is not None else settings.ingest_workers
+    if workers > 1 and not args.reuse_port:
+        # The children repeat the check above with the settings alone, without the flag.
+        children = settings.replace(ingest_allow_anonymous=1 if anonymous else None)
+        return run_processes(
+            "ingest", children, workers, port, host=host, in_use=PORT_IN_USE, banner=BANNER
+        )
     try:
-        listener = bind_listener(port, host, backlog=1024)
+        listener = bind_listener(port, host, reuse_port=args.reuse_port, backlog=1024)
     except PortInUse:
-        print(f"error: port {port} for the ingest gateway is in use (TOKENBOARD_INGEST_PORT or"
-              " --port)", file=sys.stderr)  # fmt: skip
+        print(PORT_IN_USE.format(port=port), file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # Several processes write to one stream: the pid tells whose line it is.
+    who = " [%(process)d]" if args.reuse_port else ""
+    logging.basicConfig(
+        level=logging.INFO, format=f"%(asctime)s %(levelname)s %(name)s{who} %(message)s"
+    )
     if not keys:
         log.warning("TOKENBOARD_API_KEYS is empty: the gateway accepts events without a key")
     port = listener.getsockname()[1]  # the free port found, for port 0

@@ -1,4 +1,5 @@
-"""Several server processes behind one port (``tokenboard api --workers N``).
+"""Several server processes behind one port (``tokenboard api --workers N``, ``tokenboard
+ingest --workers N``).
 
 The parent checks that the port is free with an ordinary bind (a port held by anything,
 even by sockets with ``SO_REUSEPORT``, fails it), then starts N children that each bind it
@@ -11,7 +12,6 @@ whole group).
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import subprocess
@@ -31,16 +31,27 @@ STOP_TIMEOUT_S = 15.0
 
 
 def run_processes(
-    command: str, args: argparse.Namespace, settings: Settings, workers: int, port: int
+    command: str,
+    settings: Settings,
+    workers: int,
+    port: int,
+    *,
+    host: str,
+    in_use: str,
+    banner: str,
 ) -> int:
-    """Run ``workers`` processes of ``tokenboard <command>`` sharing ``port``; returns the
-    exit code (0 after SIGINT/SIGTERM)."""
-    host = args.host
+    """Run ``workers`` processes of ``tokenboard <command>`` sharing ``port`` on ``host``;
+    returns the exit code (0 after SIGINT/SIGTERM).
+
+    ``in_use`` is the one line printed when the port is taken and ``banner`` what the first
+    line says the processes serve; both are formatted with ``port`` (and ``banner`` with
+    ``host`` as a client reaches it). Each child gets ``settings`` through the environment,
+    so a flag the child must honour too is folded into ``settings`` by the caller.
+    """
     try:
         probe = bind_listener(port, host)
     except PortInUse:
-        print(f"error: port {port} for the read API is in use (TOKENBOARD_API_PORT or --port)",
-              file=sys.stderr)  # fmt: skip
+        print(in_use.format(port=port), file=sys.stderr)
         return 2
     port = probe.getsockname()[1]  # port 0: the free port found, the same for every child
     probe.close()
@@ -51,7 +62,7 @@ def run_processes(
     children = [subprocess.Popen(argv, env=env) for _ in range(workers)]
     shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
     print(
-        f"tokenboard {command}: dashboard http://{shown}:{port}/  ·  spec /openapi.json  ·  "
+        f"tokenboard {command}: {banner.format(host=shown, port=port)}  ·  "
         f"{workers} processes on one port (SO_REUSEPORT), pids "
         + " ".join(str(c.pid) for c in children),
         flush=True,

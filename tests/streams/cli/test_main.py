@@ -20,6 +20,8 @@ from streams.cli.main import main
         ("TOKENBOARD_BLOCK_SIZE", "-5", "TOKENBOARD_BLOCK_SIZE=-5 is out of range"),
         ("TOKENBOARD_API_PORT", "70000", "must be between 0 and 65535"),
         ("TOKENBOARD_TOP_N", "ten", "TOKENBOARD_TOP_N='ten' is not a valid int"),
+        ("TOKENBOARD_INGEST_WORKERS", "0", "TOKENBOARD_INGEST_WORKERS=0 is out of range"),
+        ("TOKENBOARD_INGEST_WORKERS", "65", "must be between 1 and 64"),
     ],
 )
 def test_an_out_of_range_setting_stops_with_one_line(
@@ -40,6 +42,20 @@ def test_a_bad_flag_value_stops_with_one_line(capsys: pytest.CaptureFixture[str]
     """--partitions 0 on the command line is refused like the variable."""
     assert main(["top", "--partitions", "0"]) == 2
     assert "TOKENBOARD_PARTITIONS=0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("value", "words"), [("0", "0 is below the minimum 1"), ("65", "65 is above the maximum 64")]
+)
+def test_ingest_workers_outside_the_settings_bounds_stop_with_one_line(
+    capsys: pytest.CaptureFixture[str], value: str, words: str
+) -> None:
+    """``tokenboard ingest --workers`` has the bounds of TOKENBOARD_INGEST_WORKERS; argparse
+    refuses a value outside them before anything binds or connects."""
+    with pytest.raises(SystemExit) as stopped:
+        main(["ingest", "--workers", value])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(f"argument --workers: {words}")
 
 
 def test_stack_logs_of_a_folder_without_a_stack_fails_and_names_the_folder(
