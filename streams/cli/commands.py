@@ -160,7 +160,7 @@ def _api(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="0.0.0.0", help="listen address")
     p.add_argument(
         "--workers",
-        type=at_least(1),
+        type=at_least(1, maximum=BOUNDS["api_workers"][1]),
         help="processes sharing the port with SO_REUSEPORT (default TOKENBOARD_API_WORKERS)",
     )
     # Set by --workers for its child processes.

@@ -47,13 +47,15 @@ def test_a_bad_flag_value_stops_with_one_line(capsys: pytest.CaptureFixture[str]
 @pytest.mark.parametrize(
     ("value", "words"), [("0", "0 is below the minimum 1"), ("65", "65 is above the maximum 64")]
 )
-def test_ingest_workers_outside_the_settings_bounds_stop_with_one_line(
-    capsys: pytest.CaptureFixture[str], value: str, words: str
+@pytest.mark.parametrize("command", ["ingest", "api"])
+def test_server_workers_outside_the_settings_bounds_stop_with_one_line(
+    capsys: pytest.CaptureFixture[str], command: str, value: str, words: str
 ) -> None:
-    """``tokenboard ingest --workers`` has the bounds of TOKENBOARD_INGEST_WORKERS; argparse
-    refuses a value outside them before anything binds or connects."""
+    """``tokenboard ingest|api --workers`` has the bounds of TOKENBOARD_INGEST_WORKERS and
+    TOKENBOARD_API_WORKERS; argparse refuses a value outside them before anything binds or
+    connects."""
     with pytest.raises(SystemExit) as stopped:
-        main(["ingest", "--workers", value])
+        main([command, "--workers", value])
     assert stopped.value.code == 2
     assert capsys.readouterr().err.strip().splitlines()[-1].endswith(f"argument --workers: {words}")
 
