@@ -3,14 +3,15 @@
 The same functions the pre-aggregator's ``_fold_records`` calls, applied cumulatively to
 events of the benchmark dataset held in memory: ``orjson.loads`` alone (the ceiling's
 work), then ``decode_fields`` (validation), then the id dedup, then catalog lookup plus
-``BlockAccumulator.add``, then the flush (drain, route, encode) every 20,000 events.
+``BlockAccumulator.add_many`` (one per run of 20,000 events, as per fetch), then the flush
+(drain, route, encode) every 20,000 events.
 Keep it in step with ``PreAggregator._fold_records`` when that changes.
 
 The row "as _fold_records" is the whole of stage 1's work per fetch the way the worker
 does it: ``decode_many`` on fetches of 20,000 records, then per record the retention check
-against the moving watermark, the key check, the id dedup and the fold into the block's
-accumulator, and at each block end (20,000 offsets) the block's flush (partials for every
-partials partition, the dedup record) and a new accumulator. It mirrors
+against the moving watermark, the key check and the id dedup, then one ``add_many`` per
+fetch and block, and at each block end (20,000 offsets) the block's flush (partials for
+every partials partition, the dedup record) and a new accumulator. It mirrors
 ``PreAggregator._fold_records`` and ``_finish_block`` statement by statement; keep them in
 step. ``python -m bench.stage1_micro`` prints every row.
 
@@ -36,7 +37,7 @@ from aggregations.batch_decode import decode_many
 from aggregations.catalog import ModelInfo
 from aggregations.clock import watermark_cap
 from aggregations.dedup import Deduplicator, pack_entries
-from aggregations.events import DEFAULT_LIMITS, InvalidEvent, decode_fields
+from aggregations.events import DEFAULT_LIMITS, CountedFields, InvalidEvent, decode_fields
 from aggregations.partials import (
     BlockAccumulator,
     block_of,
@@ -44,7 +45,6 @@ from aggregations.partials import (
     flush_records,
     group_by_partition,
 )
-from aggregations.totals import NO_APP
 from bench.dataset import DatasetSpec, Expected, generate
 from bench.progress import say
 from streams.prices import load_prices
@@ -142,29 +142,21 @@ def run_stage1_micro(
             seen = Deduplicator(86_400_000)
             acc = BlockAccumulator(0, 0, 3_600_000, prices=prices)
             models: dict[str, ModelInfo] = {}
-            for offset, raw in enumerate(values):
-                fields = decode_fields(raw, now_ms=now_ms, watermark_ms=None, limits=limits)
-                event_id, ts_ms, model, prompt, completion, calls, vendor, country, app, cached = (
-                    fields
-                )
-                if seen.is_duplicate(event_id, offset, now_ms):
-                    continue
+
+            def describe(model: str) -> ModelInfo:
                 info = models.get(model)
                 if info is None:
                     info = models[model] = catalog.describe(model)
-                acc.add(
-                    offset,
-                    ts_ms,
-                    model,
-                    vendor or info.vendor,
-                    country or info.country,
-                    info.name,
-                    prompt,
-                    completion,
-                    calls,
-                    app or "",
-                    cached,
-                )
+                return info
+
+            counted: list[CountedFields] = []
+            for offset, raw in enumerate(values):
+                fields = decode_fields(raw, now_ms=now_ms, watermark_ms=None, limits=limits)
+                if not seen.is_duplicate(fields[0], offset, now_ms):
+                    counted.append(fields)
+                if offset % BATCH == BATCH - 1 or offset == len(values) - 1:
+                    acc.add_many(counted, offset, describe)
+                    counted = []
                 if flush and offset % 20_000 == 19_999:
                     for partials in group_by_partition(acc.drain(), 8).values():
                         encode_partials(partials)
@@ -202,53 +194,55 @@ def run_stage1_micro(
     def as_fold_records() -> None:
         # PreAggregator._fold_records, one partition, fetches of BATCH records.
         models: dict[str, ModelInfo] = {}
+
+        def describe(model: str) -> ModelInfo:
+            info = models.get(model)
+            if info is None:
+                info = models[model] = catalog.describe(model)
+            return info
+
         dedup_ = Deduplicator(86_400_000)
         acc = BlockAccumulator(0, 0, 3_600_000, 0, prices)
         retention_ms = 4 * 7 * 86_400_000
         for first in range(0, len(records), BATCH):
             batch = records[first : first + BATCH]
             acc.watermark_cap_ms = cap = watermark_cap(now_ms)
+            block_end = (acc.block + 1) * BLOCK_SIZE
+            is_duplicate = dedup_.is_duplicate
             verdicts = decode_many(
                 [record.value for record in batch], now_ms=now_ms, watermark_ms=None, limits=limits
             )
+            run: list[CountedFields] = []
+            last = -1
+            watermark = acc.watermark_ms
             for record, verdict in zip(batch, verdicts, strict=True):
-                block = block_of(record.offset, BLOCK_SIZE)
-                if block != acc.block:
-                    acc = _finish_block(acc, dedup_, block)
+                offset = record.offset
+                if offset >= block_end:
+                    if last >= 0:
+                        acc.add_many(run, last, describe)
+                        run = []
+                    acc = _finish_block(acc, dedup_, block_of(offset, BLOCK_SIZE))
                     acc.watermark_cap_ms = cap
-                watermark = acc.watermark_ms
+                    block_end = (acc.block + 1) * BLOCK_SIZE
+                last = offset
                 if watermark and (
                     isinstance(verdict, InvalidEvent) or verdict[1] < watermark - retention_ms
                 ):
                     verdict = _judge(record.value, now_ms, watermark)
                 if isinstance(verdict, InvalidEvent):
-                    acc.skip(record.offset)
                     continue
-                event_id, ts_ms, model, prompt, completion, calls, vendor, country, app, cached = (
-                    verdict
-                )
+                event_id = verdict[0]
                 key = record.key
                 if key is None or key != event_id.encode():
                     raise AssertionError("the dataset keys every record by its id")
-                if dedup_.is_duplicate(event_id, record.offset, record.timestamp):
-                    acc.skip(record.offset)
+                if is_duplicate(event_id, offset, record.timestamp):
                     continue
-                info = models.get(model)
-                if info is None:
-                    info = models[model] = catalog.describe(model)
-                acc.add(
-                    record.offset,
-                    ts_ms,
-                    model,
-                    vendor or info.vendor,
-                    country or info.country,
-                    info.name,
-                    prompt,
-                    completion,
-                    calls,
-                    app or NO_APP,
-                    cached,
-                )
+                run.append(verdict)
+                ts_ms = verdict[1]
+                if ts_ms > watermark:
+                    watermark = ts_ms if ts_ms <= cap else max(watermark, cap)
+            if last >= 0:
+                acc.add_many(run, last, describe)
         _finish_block(acc, dedup_, acc.block + 1)
 
     def _judge(raw: bytes, now: int, watermark: int) -> Any:
@@ -274,7 +268,7 @@ def run_stage1_micro(
         ("orjson.loads only (the ceiling's work)", only_loads),
         ("+ decode_fields validation", validate),
         ("+ dedup (blake2b digest, dict)", dedup),
-        ("+ catalog lookup (cached) + BlockAccumulator.add", fold(False)),
+        (f"+ catalog lookup (per bucket) + BlockAccumulator.add_many per {BATCH:,}", fold(False)),
         ("+ flush: drain, route, encode partials every 20k", fold(True)),
         (f"as _fold_records: fetches of {BATCH:,}, blocks of {BLOCK_SIZE:,}", as_fold_records),
         (f"vs decode_many in batches of {BATCH:,} (instead of decode_fields)", batched(values)),
