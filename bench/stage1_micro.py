@@ -208,7 +208,7 @@ def run_stage1_micro(
             batch = records[first : first + BATCH]
             acc.watermark_cap_ms = cap = watermark_cap(now_ms)
             block_end = (acc.block + 1) * BLOCK_SIZE
-            is_duplicate = dedup_.is_duplicate
+            is_duplicate = dedup_.is_duplicate_bytes
             verdicts = decode_many(
                 [record.value for record in batch], now_ms=now_ms, watermark_ms=None, limits=limits
             )
@@ -232,10 +232,10 @@ def run_stage1_micro(
                 if isinstance(verdict, InvalidEvent):
                     continue
                 event_id = verdict[0]
-                key = record.key
-                if key is None or key != event_id.encode():
+                id_bytes = record.key
+                if id_bytes is None or id_bytes != event_id.encode():
                     raise AssertionError("the dataset keys every record by its id")
-                if is_duplicate(event_id, offset, record.timestamp):
+                if is_duplicate(id_bytes, offset, record.timestamp):
                     continue
                 run.append(verdict)
                 ts_ms = verdict[1]

@@ -251,7 +251,7 @@ class PreAggregator:
         acc = state.accumulator
         acc.watermark_cap_ms = cap = watermark_cap(now_ms)
         block_end = (acc.block + 1) * size
-        is_duplicate = state.dedup.is_duplicate
+        is_duplicate = state.dedup.is_duplicate_bytes
         describe = self._describe
         limits = self.limits
         retention_ms = limits.retention_ms
@@ -292,8 +292,10 @@ class PreAggregator:
                 self._dead_letter(record, verdict)
                 continue
             event_id = verdict[0]
-            key = record.key
-            if key is None or key != event_id.encode():
+            # The usual record is keyed by its id: its key is then the id's encoding, which
+            # the dedup digests without encoding the id again.
+            id_bytes = record.key
+            if id_bytes is None or id_bytes != event_id.encode():
                 home = self._home(event_id)
                 if home != tp.partition:
                     # Away from its id's partition: duplicates are only found within one
@@ -301,7 +303,8 @@ class PreAggregator:
                     self._reroute(record, event_id, home)
                     rerouted += 1
                     continue
-            if is_duplicate(event_id, offset, record.timestamp):
+                id_bytes = event_id.encode()
+            if is_duplicate(id_bytes, offset, record.timestamp):
                 duplicates += 1
                 continue
             run.append(verdict)
