@@ -19,9 +19,12 @@ _HEADER = struct.Struct("<qq")  # end offset of the flush, partition watermark (
 _ENTRY = struct.Struct("<Qqq")  # id digest, first offset, record time (ms)
 
 
+_blake2b = hashlib.blake2b
+
+
 def id_digest(event_id: str) -> int:
     """64-bit digest of an event id (collisions: ~1 in 10^19 per pair)."""
-    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "little")
+    return int.from_bytes(_blake2b(event_id.encode(), digest_size=8).digest(), "little")
 
 
 class Deduplicator:
@@ -40,7 +43,15 @@ class Deduplicator:
 
     def is_duplicate(self, event_id: str, offset: int, record_ms: int) -> bool:
         """True when a smaller offset already carried ``event_id``."""
-        digest = id_digest(event_id)
+        return self.is_duplicate_bytes(event_id.encode(), offset, record_ms)
+
+    def is_duplicate_bytes(self, id_bytes: bytes, offset: int, record_ms: int) -> bool:
+        """:meth:`is_duplicate` of the id whose UTF-8 encoding is ``id_bytes``.
+
+        Stage 1 holds that encoding already (the record's key), and calls this per event:
+        the digest is computed inline rather than through :func:`id_digest`.
+        """
+        digest = int.from_bytes(_blake2b(id_bytes, digest_size=8).digest(), "little")
         seen = self._first.get(digest)
         if seen is not None:
             first, first_ms = seen

@@ -8,12 +8,14 @@ routes the partials to partition :func:`partition_for` of the partials topic.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from aggregations.catalog import ModelInfo
+from aggregations.events import CountedFields
 from aggregations.prices import PriceBook
 from aggregations.totals import (
     CALLS,
@@ -43,10 +45,12 @@ def block_of(offset: int, block_size: int) -> int:
 class _DayCache:
     """Week and day ids by day number: the hot loop must not format dates per event."""
 
-    __slots__ = ("_ids",)
+    __slots__ = ("_ids", "ends")
 
     def __init__(self) -> None:
         self._ids: dict[int, tuple[str, str, int]] = {}
+        #: Week end (ms) by day number, for add_many's late check of an event out of order.
+        self.ends: dict[int, int] = {}
 
     def lookup(self, ts_ms: int) -> tuple[str, str, int]:
         """(week id, day id, week end ms) of an event time."""
@@ -223,6 +227,104 @@ class BlockAccumulator:
         # tens of thousands of buckets).
         canonical = self._strings.setdefault
         return tuple(canonical(text, text) for text in texts), day
+
+    def add_many(
+        self, events: Iterable[CountedFields], end: int, describe: Callable[[str], ModelInfo]
+    ) -> tuple[int, int]:
+        """Fold a run of valid, first-seen events, in offset order, then :meth:`skip` to ``end``.
+
+        The same as :meth:`add` for each event (vendor and country defaulting to the
+        catalog's, the app to :data:`~aggregations.totals.NO_APP`, the name the catalog's),
+        with the fine buckets touched once per distinct bucket of the run rather than once
+        per event: the run is summed first into buckets keyed by the event's own fields.
+        ``describe`` gives a model's catalog entry (called once per bucket of the run).
+        Returns (late events, tokens) of the run.
+
+        What stays per event, because it is not linear: the cost (rounded once per event,
+        with the prices of the event's day, which its bucket carries) and the late flag
+        (judged against the watermark at that event, which the run moves).
+        """
+        grace = self.grace_ms
+        watermark = self.watermark_ms
+        cap = self.watermark_cap_ms
+        # An event is late when watermark >= week end + grace; its week ends after it, so
+        # an event at or past watermark - grace is never late, and only the others (out of
+        # order by more than the grace period) look their week's end up.
+        horizon = watermark - grace
+        ends = self._days.ends
+        rates_of = self.prices.rates
+        sums: dict[tuple[int, str, str | None, str | None, str | None], list[int]] = {}
+        for _, ts_ms, model, prompt, completion, calls, vendor, country, app, cached in events:
+            day_number = ts_ms // DAY_MS
+            run_key = (day_number, model, vendor, country, app)
+            bucket = sums.get(run_key)
+            if bucket is None:
+                bucket = sums[run_key] = [
+                    0, 0, 0, 0, 0, 0, 0, 0, *(rates_of(model, day_number) or _NO_PRICE)
+                ]  # fmt: skip
+            bucket[0] += prompt + completion  # TOKENS (literal positions, as in add)
+            bucket[1] += prompt  # PROMPT
+            bucket[2] += completion  # COMPLETION
+            bucket[3] += calls  # CALLS
+            price_in = bucket[8]
+            if price_in >= 0:
+                # aggregations.prices.event_cost, inline, as in add().
+                if cached:
+                    if cached > prompt:
+                        cached = prompt
+                    scaled = (
+                        (prompt - cached) * price_in + cached * bucket[10] + completion * bucket[9]
+                    )
+                else:
+                    scaled = prompt * price_in + completion * bucket[9]
+                cost = (scaled + 500_000) // 1_000_000
+                if cost & 1 and cost * 1_000_000 - scaled == 500_000:
+                    cost -= 1
+                bucket[5] += cost  # COST
+            if ts_ms < horizon:
+                week_end = ends.get(day_number)
+                if week_end is None:
+                    week_end = ends[day_number] = self._days.lookup(ts_ms)[2]
+                if horizon >= week_end:
+                    bucket[4] += 1  # LATE
+            if ts_ms > bucket[7]:  # _MAX_TS
+                bucket[7] = ts_ms
+            if ts_ms > watermark:
+                watermark = ts_ms if ts_ms <= cap else max(watermark, cap)
+                horizon = watermark - grace
+        self.watermark_ms = watermark
+        self.end = end
+        fine = self._fine
+        dirty = self._dirty
+        late = tokens = 0
+        for (day_number, model, vendor, country, app), run in sums.items():
+            info = describe(model)
+            key: FineKey = (day_number, model, vendor or info.vendor, country or info.country)
+            app_key: FineKey = (day_number, app or NO_APP)
+            bucket = fine.get(key)
+            if bucket is None:
+                # The run's bucket carries the prices of the same (model, day).
+                bucket = fine[key] = [0, 0, 0, 0, 0, 0, 0, 0, run[8], run[9], run[10]]
+                self._names[model] = info.name
+            app_bucket = fine.get(app_key)
+            if app_bucket is None:
+                app_bucket = fine[app_key] = [0, 0, 0, 0, 0, 0, 0, 0]
+            for target in (bucket, app_bucket):
+                target[0] += run[0]
+                target[1] += run[1]
+                target[2] += run[2]
+                target[3] += run[3]
+                target[4] += run[4]
+                target[5] += run[5]
+                if run[7] > target[7]:
+                    target[7] = run[7]
+            if run[8] < 0:
+                app_bucket[6] += run[0]  # UNPRICED: see add()
+            dirty.add(key)
+            dirty.add(app_key)
+            late += run[4]
+            tokens += run[0]
+        return late, tokens
 
     def skip(self, offset: int) -> None:
         """Advance past a record that is not counted (invalid or duplicate)."""

@@ -37,7 +37,6 @@ from aggregations.events import (
 )
 from aggregations.partials import BlockAccumulator, block_of, flush_records
 from aggregations.prices import PriceBook
-from aggregations.totals import NO_APP
 from streams import metrics
 from streams.sdk.partitioner import partition_of
 from streams.sdk.producer import SEQUENCE_ERRORS
@@ -248,11 +247,12 @@ class PreAggregator:
                 return
         size = self.settings.block_size
         now_ms = int(time.time() * 1000)
-        consumed = counted = duplicates = late = tokens = rerouted = 0
+        counted = duplicates = late = tokens = rerouted = 0
         acc = state.accumulator
         acc.watermark_cap_ms = cap = watermark_cap(now_ms)
-        dedup = state.dedup
-        models = self._models
+        block_end = (acc.block + 1) * size
+        is_duplicate = state.dedup.is_duplicate_bytes
+        describe = self._describe
         limits = self.limits
         retention_ms = limits.retention_ms
         # One native call validates the batch; the watermark moves while the batch is folded,
@@ -260,14 +260,28 @@ class PreAggregator:
         verdicts = decode_many(
             [record.value for record in records], now_ms=now_ms, watermark_ms=None, limits=limits
         )
+        # The counted events of the batch's current block, folded by one add_many per block:
+        # its buckets are touched once per distinct bucket, not per event. ``last`` is the
+        # offset of the run's last record, counted or not (the block's end); -1 when none.
+        run: list[CountedFields] = []
+        last = -1
+        # The watermark at each event, as add_many will move it (aggregations/partials.py
+        # add): retention is judged against it before the run is folded.
+        watermark = acc.watermark_ms
         for record, verdict in zip(records, verdicts, strict=True):
-            consumed += 1
-            block = block_of(record.offset, size)
-            if block != acc.block:
-                await self._finish_block(state, block)
+            offset = record.offset
+            if offset >= block_end:
+                if last >= 0:
+                    found_late, found_tokens = acc.add_many(run, last, describe)
+                    counted, late, tokens = (
+                        counted + len(run), late + found_late, tokens + found_tokens
+                    )  # fmt: skip
+                    run = []
+                await self._finish_block(state, block_of(offset, size))
                 acc = state.accumulator
                 acc.watermark_cap_ms = cap
-            watermark = acc.watermark_ms
+                block_end = (acc.block + 1) * size
+            last = offset
             if watermark and (
                 isinstance(verdict, InvalidEvent) or verdict[1] < watermark - retention_ms
             ):
@@ -276,48 +290,34 @@ class PreAggregator:
                 verdict = judge(record.value, now_ms, watermark, limits)
             if isinstance(verdict, InvalidEvent):
                 self._dead_letter(record, verdict)
-                acc.skip(record.offset)
                 continue
-            event_id, ts_ms, model, prompt, completion, calls, vendor, country, app, cached = (
-                verdict
-            )
-            key = record.key
-            if key is None or key != event_id.encode():
+            event_id = verdict[0]
+            # The usual record is keyed by its id: its key is then the id's encoding, which
+            # the dedup digests without encoding the id again.
+            id_bytes = record.key
+            if id_bytes is None or id_bytes != event_id.encode():
                 home = self._home(event_id)
                 if home != tp.partition:
                     # Away from its id's partition: duplicates are only found within one
                     # partition, so the event is counted where its id lives.
                     self._reroute(record, event_id, home)
                     rerouted += 1
-                    acc.skip(record.offset)
                     continue
-            if dedup.is_duplicate(event_id, record.offset, record.timestamp):
+                id_bytes = event_id.encode()
+            if is_duplicate(id_bytes, offset, record.timestamp):
                 duplicates += 1
-                acc.skip(record.offset)
                 continue
-            info = models.get(model)
-            if info is None:
-                info = models[model] = self.catalog.describe(model)
-            if acc.add(
-                record.offset,
-                ts_ms,
-                model,
-                vendor or info.vendor,
-                country or info.country,
-                info.name,
-                prompt,
-                completion,
-                calls,
-                app or NO_APP,
-                cached,
-            ):
-                late += 1
-            counted += 1
-            tokens += prompt + completion
+            run.append(verdict)
+            ts_ms = verdict[1]
+            if ts_ms > watermark:
+                watermark = ts_ms if ts_ms <= cap else max(watermark, cap)
+        if last >= 0:
+            found_late, found_tokens = acc.add_many(run, last, describe)
+            counted, late, tokens = counted + len(run), late + found_late, tokens + found_tokens
         if records:
             state.pending_ms.append(records[-1].timestamp)
             state.newest_record_ms = max(state.newest_record_ms, records[-1].timestamp)
-        metrics.EVENTS_CONSUMED.inc(consumed)
+        metrics.EVENTS_CONSUMED.inc(len(records))
         metrics.EVENTS_COUNTED.inc(counted)
         metrics.TOKENS_COUNTED.inc(tokens)
         if duplicates:
@@ -327,6 +327,13 @@ class PreAggregator:
         if late:
             metrics.LATE_EVENTS.inc(late)
         state.counted += counted
+
+    def _describe(self, model: str) -> ModelInfo:
+        """The catalog's entry for ``model``, resolved once per model id."""
+        info = self._models.get(model)
+        if info is None:
+            info = self._models[model] = self.catalog.describe(model)
+        return info
 
     def _home(self, event_id: str) -> int:
         """The usage partition Kafka's default partitioner gives a record keyed by

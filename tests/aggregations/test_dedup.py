@@ -52,3 +52,14 @@ def test_persisted_form_round_trips() -> None:
     assert dedup.take_new() == []
     end, watermark, unpacked = unpack_entries(pack_entries(2, 99, entries))
     assert (end, watermark, list(unpacked)) == (2, 99, entries)
+
+
+def test_an_id_given_as_bytes_is_the_same_id() -> None:
+    """Stage 1 passes the record key (the id's UTF-8 bytes): same digest, same decisions."""
+    dedup = Deduplicator(horizon_ms=24 * HOUR)
+    assert dedup.is_duplicate("é-1", 10, 0) is False
+    assert dedup.is_duplicate_bytes("é-1".encode(), 11, 0) is True
+    assert dedup.is_duplicate_bytes("é-1".encode(), 10, 0) is False
+    assert dedup.is_duplicate_bytes(b"b", 12, 0) is False
+    assert dedup.is_duplicate("b", 13, 0) is True
+    assert [digest for digest, _, _ in dedup.take_new()] == [id_digest("é-1"), id_digest("b")]
