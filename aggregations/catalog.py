@@ -8,7 +8,7 @@ under their id's prefix as vendor and the country :data:`UNKNOWN_COUNTRY`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 # _build_event is the decoder's fast constructor; resolve() runs once per event of the stream too.
@@ -149,6 +149,22 @@ class Catalog:
         if vendor is None and country is None:
             return info
         return ModelInfo(info.id, info.name, vendor or info.vendor, country or info.country)
+
+    def describer(self) -> Callable[[str], ModelInfo]:
+        """:meth:`describe` of a model id alone, each id's answer built once.
+
+        Stage 1 asks per batch bucket, and :meth:`describe` builds a new entry for an unknown
+        model on every call: a dict lookup per id is what the hot path can afford.
+        """
+        answers: dict[str, ModelInfo] = {}
+
+        def describe(model_id: str) -> ModelInfo:
+            info = answers.get(model_id)
+            if info is None:
+                info = answers[model_id] = self.describe(model_id)
+            return info
+
+        return describe
 
     def resolve(self, event: UsageEvent) -> UsageEvent:
         """The event with ``vendor`` and ``country`` always set.

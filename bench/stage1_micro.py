@@ -34,7 +34,6 @@ from typing import Any
 import orjson
 
 from aggregations.batch_decode import decode_many
-from aggregations.catalog import ModelInfo
 from aggregations.clock import watermark_cap
 from aggregations.dedup import Deduplicator, pack_entries
 from aggregations.events import DEFAULT_LIMITS, CountedFields, InvalidEvent, decode_fields
@@ -141,13 +140,7 @@ def run_stage1_micro(
         def run() -> None:
             seen = Deduplicator(86_400_000)
             acc = BlockAccumulator(0, 0, 3_600_000, prices=prices)
-            models: dict[str, ModelInfo] = {}
-
-            def describe(model: str) -> ModelInfo:
-                info = models.get(model)
-                if info is None:
-                    info = models[model] = catalog.describe(model)
-                return info
+            describe = catalog.describer()
 
             counted: list[CountedFields] = []
             for offset, raw in enumerate(values):
@@ -193,13 +186,7 @@ def run_stage1_micro(
 
     def as_fold_records() -> None:
         # PreAggregator._fold_records, one partition, fetches of BATCH records.
-        models: dict[str, ModelInfo] = {}
-
-        def describe(model: str) -> ModelInfo:
-            info = models.get(model)
-            if info is None:
-                info = models[model] = catalog.describe(model)
-            return info
+        describe = catalog.describer()
 
         dedup_ = Deduplicator(86_400_000)
         acc = BlockAccumulator(0, 0, 3_600_000, 0, prices)

@@ -25,7 +25,7 @@ from aiokafka import (
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from aggregations.batch_decode import decode_many
-from aggregations.catalog import Catalog, ModelInfo
+from aggregations.catalog import Catalog
 from aggregations.clock import watermark_cap
 from aggregations.dedup import Deduplicator, pack_entries, unpack_entries
 from aggregations.events import (
@@ -113,8 +113,8 @@ class PreAggregator:
         )
         self.max_batch = max_batch
         self.states: dict[int, PartitionState] = {}
-        # Catalog answers by model id: one dict lookup per event instead of a resolution.
-        self._models: dict[str, ModelInfo] = {}
+        # Catalog answers by model id: one dict lookup per bucket instead of a resolution.
+        self._describe = catalog.describer()
         self.assigned: set[int] = set()
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
@@ -327,13 +327,6 @@ class PreAggregator:
         if late:
             metrics.LATE_EVENTS.inc(late)
         state.counted += counted
-
-    def _describe(self, model: str) -> ModelInfo:
-        """The catalog's entry for ``model``, resolved once per model id."""
-        info = self._models.get(model)
-        if info is None:
-            info = self._models[model] = self.catalog.describe(model)
-        return info
 
     def _home(self, event_id: str) -> int:
         """The usage partition Kafka's default partitioner gives a record keyed by

@@ -179,6 +179,17 @@ def test_describe() -> None:
     )
 
 
+def test_describer_answers_as_describe_and_builds_each_answer_once() -> None:
+    """The describer gives describe's answer for a model id, known or not, and the same
+    object each time it is asked again."""
+    catalog = small_catalog()
+    describe = catalog.describer()
+    for model in ("openai/gpt-4o", "acme/foo", "/foo"):
+        first = describe(model)
+        assert first == catalog.describe(model)
+        assert describe(model) is first
+
+
 def test_merged_other_wins() -> None:
     """merged keeps both catalogs' models, the argument's entry winning on a shared id."""
     override = Catalog(
